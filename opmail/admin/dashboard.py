@@ -1,0 +1,14 @@
+"""Admin home: the figures an admin checks first."""
+
+from __future__ import annotations
+
+from flask_admin import AdminIndexView, expose
+
+from ..queries import dashboard_figures
+from .base import ProtectedView
+
+
+class DashboardView(ProtectedView, AdminIndexView):
+    @expose("/")
+    def index(self):
+        return self.render("opmail/admin/dashboard.html", figures=dashboard_figures())

@@ -1,0 +1,48 @@
+"""Admin login and logout (a blueprint beside the Flask-Admin views, under the admin URL)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Length
+
+from ..auth import authenticate, log_in, log_out
+
+bp = Blueprint("opmail_auth", __name__, url_prefix="/admin")
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+
+
+def safe_next(target: str | None) -> str:
+    """``target`` when it is a path on this site, else the admin home (no open redirect)."""
+    if target:
+        parts = urlsplit(target)
+        on_site = not parts.scheme and not parts.netloc
+        if on_site and target.startswith("/") and not target.startswith(("//", "/\\")):
+            return target
+    return url_for("admin.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = LoginForm()
+    if form.validate_on_submit():
+        admin = authenticate(form.username.data.strip(), form.password.data)
+        if admin is not None:
+            log_in(admin)
+            return redirect(safe_next(request.args.get("next")))
+        form.password.errors.append("Wrong username or password.")
+    return render_template("opmail/login.html", form=form), 401 if form.errors else 200
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    log_out()
+    flash("You are logged out.", "info")
+    return redirect(url_for("opmail_auth.login"))

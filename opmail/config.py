@@ -1,0 +1,64 @@
+"""Configuration: defaults, the environment (and ``.env``), and the checks that refuse to start."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Mapping
+
+from .passwords import DEFAULT_BCRYPT_ROUNDS, SCHEMES
+
+# Keys read from the environment for a standalone app, with their defaults. ``None`` = computed.
+ENV_KEYS: dict[str, Any] = {
+    "DATABASE_URL": None,  # SQLite in the instance folder
+    "DOVECOT_PASSWORD_SCHEME": "BLF-CRYPT",
+    "MAIL_SYNC_SECRET": "",
+    "SECRET_KEY": None,  # generated once, kept in the instance folder
+    "MAILDIR_ROOT": "/var/mail",
+    "OPMAIL_BCRYPT_ROUNDS": DEFAULT_BCRYPT_ROUNDS,
+}
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot work; the message is one line naming the key."""
+
+
+def settings_from_env(instance_path: str) -> dict[str, Any]:
+    """Read every opmail key from the environment, filling the computed defaults."""
+    settings = {key: os.environ.get(key, default) for key, default in ENV_KEYS.items()}
+    if not settings["DATABASE_URL"]:
+        settings["DATABASE_URL"] = "sqlite:///" + str(Path(instance_path) / "opmail.db")
+    return settings
+
+
+def instance_secret_key(instance_path: str) -> str:
+    """The secret key kept in ``instance/secret_key``, created on first use so sessions survive."""
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def check_settings(config: Mapping[str, Any]) -> None:
+    """Raise ConfigError for a value opmail cannot run with."""
+    scheme = config.get("DOVECOT_PASSWORD_SCHEME")
+    if scheme not in SCHEMES:
+        raise ConfigError(
+            f"DOVECOT_PASSWORD_SCHEME must be one of {', '.join(SCHEMES)} (got {scheme!r})."
+        )
+    try:
+        rounds = int(config.get("OPMAIL_BCRYPT_ROUNDS", DEFAULT_BCRYPT_ROUNDS))
+    except (TypeError, ValueError):
+        rounds = 0
+    if not 4 <= rounds <= 15:
+        raise ConfigError("OPMAIL_BCRYPT_ROUNDS must be a whole number from 4 to 15.")
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """Engine options: pre-ping so a restarted MariaDB does not turn the next request into a 500."""
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("mysql"):
+        options["pool_recycle"] = 3600
+    return options

@@ -1,0 +1,201 @@
+"""The opmail tables, on opmail's own declarative base.
+
+The metadata carries ``bind_key = "opmail"``: Flask-SQLAlchemy routes every query on these models to
+``SQLALCHEMY_BINDS["opmail"]``, whether the session belongs to opmail's standalone ``db`` or to a host
+application's. Table and column names follow the product's Laravel migrations so an existing
+Opterius Mail database and its Dovecot/Postfix queries keep working.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    true,
+)
+from sqlalchemy.dialects.mysql import INTEGER as MYSQL_INTEGER
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+BIND_KEY = "opmail"
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; MariaDB gets the spec's BIGINT.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+UnsignedInt = Integer().with_variant(MYSQL_INTEGER(unsigned=True), "mysql", "mariadb")
+
+# InnoDB + utf8mb4 with a case-insensitive collation: Dovecot matches `JANE@x` to `jane@x` there.
+MYSQL_TABLE_ARGS = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_unicode_ci",
+}
+
+
+def utcnow() -> datetime:
+    """Naive UTC now: DATETIME columns on both backends hold UTC."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        info={"bind_key": BIND_KEY},
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        },
+    )
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class MailDomain(Timestamps, Base):
+    __tablename__ = "mail_domains"
+    __table_args__ = (MYSQL_TABLE_ARGS,)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    domain: Mapped[str] = mapped_column(String(253), unique=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true(), index=True)
+
+    def __str__(self) -> str:
+        from .addresses import display_domain
+
+        return display_domain(self.domain)
+
+
+class MailAccount(Timestamps, Base):
+    __tablename__ = "mail_accounts"
+    __table_args__ = (MYSQL_TABLE_ARGS,)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("mail_domains.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    quota_mb: Mapped[int] = mapped_column(UnsignedInt, default=0, server_default="0", index=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true(), index=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    last_synced_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+
+    # Lists join the domain explicitly; a lazy load here would be one query per row.
+    domain: Mapped[MailDomain] = relationship(lazy="raise_on_sql")
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class MailAlias(Timestamps, Base):
+    """One row per (alias, destination): Postfix's virtual_alias_maps query returns them all."""
+
+    __tablename__ = "mail_aliases"
+    __table_args__ = (UniqueConstraint("alias_email", "destination_email"), MYSQL_TABLE_ARGS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("mail_domains.id"), index=True)
+    alias_email: Mapped[str] = mapped_column(String(254), index=True)
+    destination_email: Mapped[str] = mapped_column(String(254), index=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+
+class MailAutoresponder(Timestamps, Base):
+    __tablename__ = "mail_autoresponders"
+    __table_args__ = (MYSQL_TABLE_ARGS,)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    subject: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    starts_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+
+class MailGroup(Timestamps, Base):
+    __tablename__ = "mail_groups"
+    __table_args__ = (MYSQL_TABLE_ARGS,)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MailGroupMember(Base):
+    __tablename__ = "mail_group_members"
+    __table_args__ = (UniqueConstraint("group_id", "account_id"), MYSQL_TABLE_ARGS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("mail_groups.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("mail_accounts.id", ondelete="CASCADE"), index=True
+    )
+
+
+class UserTwoFactor(Timestamps, Base):
+    """Written by webmail; "2FA: on" means a row whose ``enabled_at`` is set."""
+
+    __tablename__ = "user_two_factor"
+    __table_args__ = (MYSQL_TABLE_ARGS,)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    secret: Mapped[str] = mapped_column(String(255))
+    recovery_codes: Mapped[str | None] = mapped_column(Text)
+    enabled_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class MailQuotaUsage(Base):
+    """Written by Dovecot's quota_clone (or ``flask opmail refresh-usage``), read by the lists."""
+
+    __tablename__ = "mail_quota_usage"
+    __table_args__ = (MYSQL_TABLE_ARGS,)
+
+    email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", index=True)
+    messages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class Admin(Timestamps, Base):
+    """An administrator of opmail. Admins are not mail users, and the reverse."""
+
+    __tablename__ = "admins"
+    __table_args__ = (MYSQL_TABLE_ARGS,)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password: Mapped[str] = mapped_column(String(255))
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class SyncEvent(Base):
+    """One accepted Panel webhook call. Never holds a password or hash."""
+
+    __tablename__ = "sync_events"
+    __table_args__ = (MYSQL_TABLE_ARGS,)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    action: Mapped[str] = mapped_column(String(16), index=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    outcome: Mapped[str] = mapped_column(String(16), index=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    remote_addr: Mapped[str | None] = mapped_column(String(45))

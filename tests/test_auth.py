@@ -1,0 +1,95 @@
+import pytest
+
+from tests.conftest import ADMIN_PASSWORD, AdminClient, csrf_from
+
+
+def admin_urls(app):
+    """Every GET route under /admin except login and static: enumerated, so new views are covered."""
+    urls = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/admin") or "GET" not in rule.methods:
+            continue
+        if rule.endpoint in ("opmail_auth.login",) or rule.endpoint.endswith(".static"):
+            continue
+        urls.append(rule.rule.replace("<int:", "<").split("<")[0] + ("1" if "<" in rule.rule else ""))
+    return sorted(set(urls))
+
+
+def test_every_admin_url_redirects_to_login_when_logged_out(app, client):
+    urls = admin_urls(app)
+    assert "/admin/" in urls
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response.location.startswith("/admin/login?next="), url
+
+
+def test_htmx_request_when_logged_out_gets_hx_redirect(client, app):
+    response = client.get("/admin/", headers={"HX-Request": "true"})
+    assert response.headers["HX-Redirect"].startswith("/admin/login")
+
+
+def test_login_with_wrong_password_fails(client, admin_user):
+    response = AdminClient(client).login(password="wrong")
+    assert response.status_code == 401
+    assert "Wrong username or password." in response.text
+    assert client.get("/admin/").status_code == 302
+
+
+def test_login_with_unknown_user_fails_the_same_way(client, admin_user):
+    response = AdminClient(client).login(username="nobody")
+    assert response.status_code == 401
+    assert "Wrong username or password." in response.text
+
+
+def test_login_shows_admin_home(admin):
+    response = admin.get("/admin/")
+    assert response.status_code == 200
+    assert "Dashboard" in response.text
+    assert "Log out" in response.text
+
+
+def test_login_without_csrf_token_is_400(client, admin_user):
+    response = client.post("/admin/login", data={"username": "admin", "password": ADMIN_PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/admin/").status_code == 302
+
+
+def test_logout_needs_csrf_and_ends_the_session(admin):
+    assert admin.client.post("/admin/logout").status_code == 400
+    assert admin.get("/admin/").status_code == 200
+    assert admin.post("/admin/logout").status_code == 302
+    assert admin.get("/admin/").status_code == 302
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example"])
+def test_login_ignores_off_site_next(client, admin_user, target):
+    page = client.get("/admin/login")
+    response = client.post(
+        "/admin/login?next=" + target,
+        data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": csrf_from(page.text)},
+    )
+    assert response.location == "/admin/"
+
+
+def test_login_follows_on_site_next(client, admin_user):
+    page = client.get("/admin/login")
+    response = client.post(
+        "/admin/login?next=/admin/accounts/",
+        data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": csrf_from(page.text)},
+    )
+    assert response.location == "/admin/accounts/"
+
+
+def test_create_admin_command(runner, client):
+    result = runner.invoke(args=["opmail", "create-admin", "ops", "--password-stdin"], input="a good password\n")
+    assert result.exit_code == 0 and "created" in result.output
+    assert AdminClient(client).login("ops", "a good password").status_code == 302
+
+
+def test_first_admin_prints_a_working_password_once(runner, client):
+    result = runner.invoke(args=["opmail", "first-admin"])
+    password = result.output.split("Password: ")[1].split()[0]
+    assert AdminClient(client).login("admin", password).status_code == 302
+    again = runner.invoke(args=["opmail", "first-admin"])
+    assert "Password:" not in again.output

@@ -1,0 +1,3 @@
+"""Production entry point: ``gunicorn wsgi:app`` (the same app as ``flask --app app run``)."""
+
+from app import app  # noqa: F401
