@@ -20,6 +20,9 @@ from opmail.auth import set_admin_password
 from opmail.db import create_schema, get_session
 from opmail.models import Base
 
+# Browser fixtures (live_server, browser, page, logged_in_page) live in their own module.
+pytest_plugins = ["tests.browser"]
+
 IN_CI = os.environ.get("CI") == "true"
 ADMIN_PASSWORD = "correct horse battery"
 _CSRF_RE = re.compile(r'name="csrf-token" content="([^"]+)"|name="csrf_token"[^>]*value="([^"]+)"')
