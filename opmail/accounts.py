@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from datetime import datetime
+from typing import Any, Callable, Iterable, Iterator
 
 from flask import current_app
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from .addresses import InvalidInput, display_domain, normalize_address, normalize_domain
 from .db import get_session
@@ -23,10 +25,11 @@ from .models import (
     MailAutoresponder,
     MailDomain,
     MailGroupMember,
+    SyncEvent,
     UserTwoFactor,
     utcnow,
 )
-from .passwords import hash_password
+from .passwords import hash_password, looks_like_hash, to_dovecot_hash, validate_password
 
 MAX_QUOTA_MB = 10_000_000
 MAX_DISPLAY_NAME = 255
@@ -90,6 +93,16 @@ def check_quota(quota_mb: object) -> int:
     if not 0 <= quota_mb <= MAX_QUOTA_MB:
         raise InvalidInput(f"Quota must be between 0 and {MAX_QUOTA_MB:,} MB.", "quota_mb")
     return quota_mb
+
+
+def parse_quota(text: str | None) -> int:
+    """A quota typed into a form: blank means 0 (unlimited); anything not a whole number is refused."""
+    text = (text or "").strip().replace(",", "")
+    if not text:
+        return 0
+    if not text.lstrip("-").isdigit() or not text.isascii():
+        raise InvalidInput("Quota must be a whole number of MB (0 = unlimited).", "quota_mb")
+    return check_quota(int(text))
 
 
 def check_display_name(name: str | None) -> str | None:
@@ -164,7 +177,7 @@ def delete_domains(raw_ids: Iterable[object]) -> DeletionReport:
         account_ids = db.scalars(select(MailAccount.id).where(MailAccount.domain_id.in_(found))).all()
         report = _delete_accounts_in(db, account_ids)
         alias_names = db.scalars(
-            select(MailAlias.alias_email.distinct()).where(MailAlias.domain_id.in_(found))
+            select(MailAlias.alias_email).where(MailAlias.domain_id.in_(found)).distinct()
         ).all()
         db.execute(delete(MailAlias).where(MailAlias.domain_id.in_(found)))
         db.execute(delete(MailDomain).where(MailDomain.id.in_(found)))
@@ -211,9 +224,15 @@ def create_account(
     return account, restored
 
 
+def get_id(raw: object) -> int | None:
+    """An id from a URL, or None when it is not one."""
+    ids, _ = _ids([raw])
+    return ids[0] if ids else None
+
+
 def get_account(account_id: object) -> MailAccount | None:
-    ids, _ = _ids([account_id])
-    return get_session().get(MailAccount, ids[0]) if ids else None
+    account_id = get_id(account_id)
+    return get_session().get(MailAccount, account_id) if account_id else None
 
 
 def update_account(
@@ -342,3 +361,194 @@ def maildir_path(email: str) -> str:
     """Where Dovecot keeps this mailbox: ``MAILDIR_ROOT/{domain}/{user}/Maildir``."""
     local, _, domain = email.partition("@")
     return f"{current_app.config['MAILDIR_ROOT'].rstrip('/')}/{domain}/{local}/Maildir"
+
+
+# --- Panel sync ----------------------------------------------------------------------------------
+# The Panel agent's webhook (spec/sync-webhook.md): one-way, Panel → opmail. Each call is one
+# transaction that also writes its sync_events row.
+
+SYNC_ACTIONS = ("create", "delete", "password")
+# Enough for a call that lost the race to add the same domain and then the same address.
+SYNC_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class SyncCall:
+    """A webhook body that passed the contract's checks: the address normalised, the password ready
+    to store (scheme-prefixed hash) for create and password."""
+
+    action: str
+    email: str
+    password_hash: str | None = None
+    quota_mb: int = 0
+
+
+class InvalidSyncCall(InvalidInput):
+    """A webhook body the contract refuses; ``errors`` maps each field to its messages."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(f"Invalid {', '.join(errors)}.", next(iter(errors)))
+        self.errors = errors
+
+
+def _check_sync_action(action: Any) -> str:
+    if not isinstance(action, str) or action not in SYNC_ACTIONS:
+        raise InvalidInput(f"The action must be one of {', '.join(SYNC_ACTIONS)} (lower-case).")
+    return action
+
+
+def _check_sync_domain(domain: Any, email: str) -> None:
+    if normalize_domain(domain) != email.partition("@")[2]:
+        raise InvalidInput("The domain does not match the domain of the email address.")
+
+
+def _check_sync_password(password: Any) -> str:
+    """A complete hash, or a plaintext password that can be hashed (hashing itself comes later)."""
+    if not isinstance(password, str) or not password:
+        raise InvalidInput("Send the password: a BLF-CRYPT or SHA512-CRYPT hash, or the plaintext.")
+    if to_dovecot_hash(password) is None:
+        if looks_like_hash(password):
+            raise InvalidInput(
+                "The password looks like a hash but is not a complete BLF-CRYPT (cost 4-15) or "
+                "SHA512-CRYPT (1,000-999,999 rounds) hash."
+            )
+        validate_password(password, current_app.config["DOVECOT_PASSWORD_SCHEME"])
+    return password
+
+
+def check_sync_call(body: object) -> SyncCall:
+    """Check a decoded webhook body against the contract; keys it does not name are ignored."""
+    if not isinstance(body, dict):
+        raise InvalidSyncCall({"body": ["The body must be a JSON object."]})
+    errors: dict[str, list[str]] = {}
+
+    def checked(name: str, check: Callable[[Any], Any], value: object) -> Any:
+        try:
+            return check(value)
+        except InvalidInput as error:
+            errors[name] = [error.message]
+            return None
+
+    action = checked("action", _check_sync_action, body.get("action"))
+    # normalize_address refuses every space: surrounding spaces are refused here, not trimmed.
+    email = checked("email", normalize_address, body.get("email"))
+    if email is not None and body.get("domain") is not None:
+        checked("domain", lambda domain: _check_sync_domain(domain, email), body["domain"])
+    quota_mb = checked("quota_mb", lambda q: 0 if q is None else check_quota(q), body.get("quota_mb"))
+    password = None
+    if action in ("create", "password"):
+        password = checked("password", _check_sync_password, body.get("password"))
+    if errors:
+        raise InvalidSyncCall(errors)
+    # Hashing is slow by design (bcrypt cost 12 ≈ 255 ms): only for a call that is otherwise valid.
+    password_hash = None if password is None else to_dovecot_hash(password) or _hash(password)
+    return SyncCall(action, email, password_hash, quota_mb)
+
+
+def _synced(
+    action: str, email: str, remote_addr: str | None, change: Callable[[Session, datetime], str]
+) -> str:
+    """Run ``change`` and log its outcome in one transaction; run it afresh after a lost race."""
+    attempts_left = SYNC_ATTEMPTS
+    while True:
+        try:
+            with transaction() as db:
+                now = utcnow()
+                outcome = change(db, now)
+                db.add(
+                    SyncEvent(
+                        action=action,
+                        email=email,
+                        outcome=outcome,
+                        received_at=now,
+                        remote_addr=remote_addr,
+                    )
+                )
+            return outcome
+        except IntegrityError:
+            # A concurrent call inserted the same domain or address first. A new transaction (new
+            # MariaDB snapshot, no locks kept) finds that row and updates it instead.
+            attempts_left -= 1
+            if not attempts_left:
+                raise
+
+
+def _locked_account(db: Session, email: str) -> MailAccount | None:
+    """The account at ``email``, read fresh under a row lock, or None when there is none.
+
+    Found first, then locked by primary key: a locking read of an absent address takes a gap lock
+    on MariaDB, and two calls that both hold one deadlock as soon as both insert.
+    """
+    account_id = db.scalar(select(MailAccount.id).where(MailAccount.email == email))
+    if account_id is None:
+        return None
+    return db.scalar(select(MailAccount).where(MailAccount.id == account_id).with_for_update())
+
+
+def _domain_id(db: Session, name: str) -> int:
+    """The id of domain ``name``, added (active) when missing; an existing one is left as it is."""
+    domain_id = db.scalar(select(MailDomain.id).where(MailDomain.domain == name))
+    if domain_id is None:
+        domain = MailDomain(domain=name)
+        db.add(domain)
+        db.flush()
+        domain_id = domain.id
+    return domain_id
+
+
+def sync_create(email: str, password_hash: str, quota_mb: int, remote_addr: str | None) -> str:
+    """Upsert the Panel's account (and its domain): created, updated, or revived if soft-deleted."""
+
+    def change(db: Session, now: datetime) -> str:
+        account = _locked_account(db, email)
+        if account is None:
+            account = MailAccount(email=email, domain_id=_domain_id(db, email.partition("@")[2]))
+            db.add(account)
+            outcome = "created"
+        else:
+            outcome = "revived" if account.deleted_at is not None else "updated"
+        account.password = password_hash
+        account.quota_mb = quota_mb
+        account.is_active = True
+        account.deleted_at = None
+        account.last_synced_at = now
+        return outcome
+
+    return _synced("create", email, remote_addr, change)
+
+
+def sync_delete(email: str, remote_addr: str | None) -> str:
+    """Soft-delete the Panel's account (the row stays, it can no longer log in); absent = noop."""
+
+    def change(db: Session, now: datetime) -> str:
+        account = _locked_account(db, email)
+        if account is None or account.deleted_at is not None:
+            return "noop"
+        account.deleted_at = now
+        account.last_synced_at = now
+        return "deleted"
+
+    return _synced("delete", email, remote_addr, change)
+
+
+def sync_password(email: str, password_hash: str, remote_addr: str | None) -> str:
+    """Set the stored hash of a live account; an absent or deleted one is a noop."""
+
+    def change(db: Session, now: datetime) -> str:
+        account = _locked_account(db, email)
+        if account is None or account.deleted_at is not None:
+            return "noop"
+        account.password = password_hash
+        account.last_synced_at = now
+        return "password"
+
+    return _synced("password", email, remote_addr, change)
+
+
+def apply_sync(call: SyncCall, remote_addr: str | None) -> str:
+    """Apply a checked webhook call; returns the outcome written to sync_events."""
+    if call.action == "create":
+        return sync_create(call.email, call.password_hash, call.quota_mb, remote_addr)
+    if call.action == "delete":
+        return sync_delete(call.email, remote_addr)
+    return sync_password(call.email, call.password_hash, remote_addr)

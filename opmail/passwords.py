@@ -44,7 +44,11 @@ def hash_password(plain: str, scheme: str, *, bcrypt_rounds: int = DEFAULT_BCRYP
     if scheme == "BLF-CRYPT":
         return "{BLF-CRYPT}" + bcrypt.using(ident="2y", rounds=bcrypt_rounds).hash(plain)
     if scheme == "SHA512-CRYPT":
-        return "{SHA512-CRYPT}" + sha512_crypt.using(rounds=SHA512_ROUNDS).hash(plain)
+        crypt = sha512_crypt.using(rounds=SHA512_ROUNDS).hash(plain)
+        # passlib leaves the default 5,000 rounds implicit; spell them out so the cost is visible.
+        if not crypt.startswith("$6$rounds="):
+            crypt = f"$6$rounds={SHA512_ROUNDS}$" + crypt[3:]
+        return "{SHA512-CRYPT}" + crypt
     raise ValueError(f"unknown password scheme {scheme!r}")
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from dataclasses import dataclass
+
+from sqlalchemy import case, func, or_, select
 
 from .db import get_session
-from .models import MailAccount, MailDomain, UserTwoFactor
+from .models import MailAccount, MailAlias, MailDomain, MailQuotaUsage, SyncEvent, UserTwoFactor
 
 
 def dashboard_figures() -> dict[str, int]:
@@ -24,3 +26,218 @@ def dashboard_figures() -> dict[str, int]:
         )
     ).one()
     return row._asdict()
+
+
+PER_PAGE = 50
+STATUSES = {
+    "": "All (not deleted)",
+    "active": "Active",
+    "suspended": "Suspended",
+    "deleted": "Deleted by Panel",
+}
+
+
+@dataclass
+class Page:
+    """One page of a list, with what the pager needs."""
+
+    rows: list
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+@dataclass(frozen=True)
+class AccountFilters:
+    """The accounts list's query string, parsed and clamped (bad values fall back to defaults)."""
+
+    q: str = ""
+    domain: int | None = None
+    status: str = ""
+    sort: str = "email"
+    desc: bool = False
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args) -> AccountFilters:
+        sort = args.get("sort", "email")
+        status = args.get("status", "")
+        return cls(
+            q=args.get("q", "").strip()[:254],
+            domain=_positive_int(args.get("domain")),
+            status=status if status in STATUSES else "",
+            sort=sort if sort in ACCOUNT_SORTS else "email",
+            desc=args.get("dir") == "desc",
+            page=_positive_int(args.get("page")) or 1,
+        )
+
+    def to_args(self, **changes) -> dict[str, str]:
+        """The query-string form, without defaults, so URLs stay short and shareable."""
+        values = {**self.__dict__, **changes}
+        args = {
+            "q": values["q"],
+            "domain": values["domain"] or "",
+            "status": values["status"],
+            "sort": "" if values["sort"] == "email" else values["sort"],
+            "dir": "desc" if values["desc"] else "",
+            "page": "" if values["page"] == 1 else values["page"],
+        }
+        return {key: str(value) for key, value in args.items() if value != ""}
+
+
+def _positive_int(value) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+_two_factor_on = UserTwoFactor.id.is_not(None)
+_used_bytes = func.coalesce(MailQuotaUsage.bytes, 0)
+# Share of the quota in use; NULL for unlimited accounts, so they sort after every limited one.
+_used_share = case(
+    (MailAccount.quota_mb > 0, _used_bytes / (MailAccount.quota_mb * 1048576.0)), else_=None
+)
+ACCOUNT_SORTS = {
+    "email": MailAccount.email,
+    "domain": MailDomain.domain,
+    "quota": MailAccount.quota_mb,
+    "usage": _used_bytes,
+    "percent": _used_share,
+    "2fa": _two_factor_on,
+    "last_sync": MailAccount.last_synced_at,
+    "status": MailAccount.is_active,
+}
+
+
+def _like_pattern(term: str) -> str:
+    """A LIKE pattern for the search box: a prefix match, or ``*`` for "anything here"."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = escaped.replace("*", "%")
+    return pattern if pattern.endswith("%") else pattern + "%"
+
+
+def _account_conditions(filters: AccountFilters) -> list:
+    conditions = []
+    if filters.status == "deleted":
+        conditions.append(MailAccount.deleted_at.is_not(None))
+    else:
+        conditions.append(MailAccount.deleted_at.is_(None))
+        if filters.status:
+            conditions.append(MailAccount.is_active.is_(filters.status == "active"))
+    if filters.domain:
+        conditions.append(MailAccount.domain_id == filters.domain)
+    if filters.q:
+        # Prefix matches use the unique indexes on email and domain (substring only with "*").
+        pattern = _like_pattern(filters.q.lower())
+        matching_domains = select(MailDomain.id).where(MailDomain.domain.like(pattern, escape="\\"))
+        conditions.append(
+            or_(MailAccount.email.like(pattern, escape="\\"), MailAccount.domain_id.in_(matching_domains))
+        )
+    return conditions
+
+
+def account_page(filters: AccountFilters, per_page: int = PER_PAGE) -> Page:
+    """One page of the accounts list: two statements (count and rows), whatever the page size."""
+    db = get_session()
+    conditions = _account_conditions(filters)
+    total = db.scalar(select(func.count(MailAccount.id)).where(*conditions))
+    page = min(filters.page, max(1, -(-total // per_page)))
+    order = ACCOUNT_SORTS[filters.sort]
+    order = order.desc() if filters.desc else order.asc()
+    rows = db.execute(
+        select(
+            MailAccount.id,
+            MailAccount.email,
+            MailAccount.display_name,
+            MailAccount.quota_mb,
+            MailAccount.is_active,
+            MailAccount.deleted_at,
+            MailAccount.last_synced_at,
+            MailDomain.domain,
+            _used_bytes.label("used_bytes"),
+            _two_factor_on.label("two_factor"),
+        )
+        .join(MailDomain, MailDomain.id == MailAccount.domain_id)
+        .outerjoin(MailQuotaUsage, MailQuotaUsage.email == MailAccount.email)
+        .outerjoin(
+            UserTwoFactor,
+            (UserTwoFactor.email == MailAccount.email) & UserTwoFactor.enabled_at.is_not(None),
+        )
+        .where(*conditions)
+        .order_by(order, MailAccount.id.desc() if filters.desc else MailAccount.id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    return Page(rows=rows, total=total, page=page, per_page=per_page)
+
+
+def domain_choices() -> list[tuple[int, str]]:
+    """(id, domain) for the domain dropdown, alphabetical."""
+    return get_session().execute(select(MailDomain.id, MailDomain.domain).order_by(MailDomain.domain)).all()
+
+
+def domain_page(page: int = 1, per_page: int = PER_PAGE) -> Page:
+    """Domains with account and alias counts from grouped subqueries (no per-row loads)."""
+    db = get_session()
+    accounts = (
+        select(MailAccount.domain_id, func.count().label("n"))
+        .where(MailAccount.deleted_at.is_(None))
+        .group_by(MailAccount.domain_id)
+        .subquery()
+    )
+    aliases = (
+        select(MailAlias.domain_id, func.count(MailAlias.alias_email.distinct()).label("n"))
+        .group_by(MailAlias.domain_id)
+        .subquery()
+    )
+    total = db.scalar(select(func.count(MailDomain.id)))
+    page = min(max(1, page), max(1, -(-total // per_page)))
+    rows = db.execute(
+        select(
+            MailDomain.id,
+            MailDomain.domain,
+            MailDomain.is_active,
+            MailDomain.created_at,
+            func.coalesce(accounts.c.n, 0).label("accounts"),
+            func.coalesce(aliases.c.n, 0).label("aliases"),
+        )
+        .outerjoin(accounts, accounts.c.domain_id == MailDomain.id)
+        .outerjoin(aliases, aliases.c.domain_id == MailDomain.id)
+        .order_by(MailDomain.domain)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    return Page(rows=rows, total=total, page=page, per_page=per_page)
+
+
+def domain_contents(domain_id: int) -> dict[str, int]:
+    """What deleting a domain would take with it."""
+    db = get_session()
+    return {
+        "accounts": db.scalar(select(func.count(MailAccount.id)).where(MailAccount.domain_id == domain_id)),
+        "aliases": db.scalar(
+            select(func.count(MailAlias.alias_email.distinct())).where(MailAlias.domain_id == domain_id)
+        ),
+    }
+
+
+def has_two_factor(email: str) -> bool:
+    """Whether the user finished TOTP enrolment in webmail."""
+    return get_session().scalar(
+        select(UserTwoFactor.id).where(UserTwoFactor.email == email, UserTwoFactor.enabled_at.is_not(None))
+    ) is not None
+
+
+def recent_syncs(limit: int = 10) -> list:
+    """The latest Panel sync calls, newest first (the dashboard's Recent Syncs)."""
+    return get_session().execute(
+        select(SyncEvent.action, SyncEvent.email, SyncEvent.outcome, SyncEvent.received_at)
+        .order_by(SyncEvent.received_at.desc(), SyncEvent.id.desc())
+        .limit(limit)
+    ).all()

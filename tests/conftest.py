@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from opmail import create_app
 from opmail.auth import set_admin_password
-from opmail.db import create_schema, get_session
+from opmail.db import create_schema, get_engine, get_session
 from opmail.models import Base
 
 # Browser fixtures (live_server, browser, page, logged_in_page) live in their own module.
@@ -94,16 +94,16 @@ def app(db_url, tmp_path, app_overrides):
         create_schema()
     yield app
     with app.app_context():
-        session = get_session()
-        session.rollback()
+        get_session().rollback()
+        get_session().close()
         if db_url.startswith("mysql"):
             # The MariaDB database lives for the whole run: empty it for the next test.
-            session.execute(sa.text("SET FOREIGN_KEY_CHECKS=0"))
-            for table in reversed(Base.metadata.sorted_tables):
-                session.execute(table.delete())
-            session.execute(sa.text("SET FOREIGN_KEY_CHECKS=1"))
-            session.commit()
-        app.extensions["opmail"].db.engines["opmail"].dispose()
+            with get_engine().begin() as connection:
+                connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS=0")
+                for table in reversed(Base.metadata.sorted_tables):
+                    connection.execute(table.delete())
+                connection.exec_driver_sql("SET FOREIGN_KEY_CHECKS=1")
+        get_engine().dispose()
 
 
 @pytest.fixture

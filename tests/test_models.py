@@ -2,8 +2,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from opmail.db import create_schema, get_session
+from opmail.db import create_schema, get_engine, get_session
 from opmail.models import Base, MailAccount, MailDomain
+from tests.conftest import make_app, require
 
 
 def test_schema_creation_is_idempotent(app):
@@ -46,16 +47,19 @@ def test_email_is_unique_regardless_of_case_at_the_database(app):
             db.rollback()
 
 
-def test_mysql_tables_are_innodb_utf8mb4(app):
+def test_mysql_tables_are_innodb_utf8mb4(mysql_url, tmp_path):
+    require(mysql_url is not None, "OPMAIL_TEST_MYSQL_URL is not set: no MariaDB to test against")
+    app = make_app(mysql_url, tmp_path)
     with app.app_context():
-        bind = get_session().get_bind(mapper=MailAccount.__mapper__)
-        if bind.dialect.name != "mysql":
-            pytest.skip("MariaDB-only property")
-        rows = get_session().execute(sa.text(
-            "SELECT table_name, engine, table_collation FROM information_schema.tables "
-            "WHERE table_schema = DATABASE()"
-        )).all()
-    assert rows and all(r[1] == "InnoDB" and r[2].startswith("utf8mb4") for r in rows)
+        create_schema()
+        with get_engine().connect() as connection:
+            rows = connection.execute(sa.text(
+                "SELECT table_name, engine, table_collation FROM information_schema.tables "
+                "WHERE table_schema = DATABASE()"
+            )).all()
+        get_engine().dispose()
+    assert len(rows) >= 10
+    assert all(engine == "InnoDB" and collation.startswith("utf8mb4") for _, engine, collation in rows)
 
 
 def test_foreign_keys_are_enforced(app):

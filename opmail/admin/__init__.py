@@ -10,8 +10,13 @@ from flask_admin.theme import Bootstrap4Theme
 from flask_wtf.csrf import generate_csrf
 
 from ..auth import current_admin
-from . import login
+from ..models import MailAccount, MailDomain, SyncEvent
+from . import format, login
+from .accounts import AccountsView
 from .dashboard import DashboardView
+from .domains import DomainsView
+from .dovecot_page import DovecotView
+from .sync_log import SyncLogView
 
 
 _PACKAGE = Path(__file__).resolve().parent.parent
@@ -33,6 +38,12 @@ def init_admin(app: Flask) -> Admin:
         theme=Bootstrap4Theme(base_template="opmail/admin/base.html", fluid=True),
         index_view=DashboardView(name="Dashboard", url="/admin", endpoint="admin"),
     )
+    db = app.extensions["opmail"].db
+    admin.add_view(AccountsView(MailAccount, db, name="Accounts", endpoint="opmail_accounts", url="accounts"))
+    admin.add_view(DomainsView(MailDomain, db, name="Domains", endpoint="opmail_domains", url="domains"))
+    admin.add_view(SyncLogView(SyncEvent, db, name="Sync Log", endpoint="opmail_sync_log", url="sync-log"))
+    admin.add_view(DovecotView(name="Dovecot", endpoint="opmail_dovecot", url="dovecot"))
+    format.register(app)
     app.register_blueprint(assets)
     app.register_blueprint(login.bp)
     app.context_processor(

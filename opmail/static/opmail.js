@@ -46,4 +46,41 @@
       cb.checked = box.checked;
     });
   });
+
+  // <button data-copy="ID"> copies the text of element ID. Where the clipboard API is missing or
+  // refused (plain HTTP off localhost) it selects the text instead, for Ctrl+C.
+  function selectForCopy(source) {
+    window.getSelection().selectAllChildren(source);
+    showToast("Selected: press Ctrl+C to copy.", "info");
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-copy]");
+    var source = button && document.getElementById(button.dataset.copy);
+    if (!source) return;
+    if (!navigator.clipboard || !window.isSecureContext) return selectForCopy(source);
+    navigator.clipboard.writeText(source.textContent).then(
+      function () { showToast("Copied."); },
+      function () { selectForCopy(source); }
+    );
+  });
+})();
+
+// The Bulk Actions bar shows the extra input only for the action that needs it (quota, password).
+(function () {
+  "use strict";
+
+  function showBulkFields(root) {
+    var select = (root || document).querySelector("#opmail-bulk-action");
+    if (!select) return;
+    document.querySelectorAll("[data-bulk-for]").forEach(function (span) {
+      span.hidden = span.dataset.bulkFor !== select.value;
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { showBulkFields(); });
+  document.addEventListener("htmx:afterSwap", function () { showBulkFields(); });
+  document.addEventListener("change", function (event) {
+    if (event.target.id === "opmail-bulk-action") showBulkFields();
+  });
 })();

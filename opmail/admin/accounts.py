@@ -1,0 +1,237 @@
+"""Admin → Accounts: the list (search, filters, sort, pages, bulk actions) and the account page."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+from flask import abort, flash, make_response, redirect, request
+from flask_admin import expose
+from flask_admin.actions import action
+from flask_admin.contrib.sqla import ModelView
+from werkzeug.datastructures import MultiDict
+
+from .. import accounts
+from ..addresses import InvalidInput
+from ..auth import check_admin_password, current_admin
+from ..htmx import is_htmx, toast
+from ..models import MailAccount
+from ..queries import STATUSES, AccountFilters, account_page, domain_choices, has_two_factor
+from .base import ProtectedView
+from .forms import (
+    AccountCreateForm,
+    AccountDetailsForm,
+    AdminForm,
+    AdminPasswordForm,
+    PasswordResetForm,
+    TwoFactorDisableForm,
+)
+
+
+def _plural(count: int, noun: str = "account") -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def bulk_message(result: accounts.BulkResult, verb: str) -> str:
+    """``12 accounts suspended`` plus what was skipped and why."""
+    message = f"{_plural(len(result.changed))} {verb}."
+    if result.skipped:
+        message += f" {_plural(len(result.skipped), 'selected row')} skipped: no longer there."
+    return message
+
+
+class AccountsView(ProtectedView, ModelView):
+    """A Flask-Admin model view whose list, create and edit pages are opmail's own templates."""
+
+    form_base_class = AdminForm
+    can_delete = False  # every delete goes through the password-confirmed endpoints below
+    can_view_details = False
+    list_template = "opmail/admin/accounts/list.html"
+
+    # --- list ------------------------------------------------------------------------------------
+
+    def render_list(self, filters: AccountFilters, status: int = 200):
+        """The whole page, or only the table fragment for htmx (same partial either way)."""
+        context = {
+            "filters": filters,
+            "page": account_page(filters),
+            "statuses": STATUSES,
+            "list_url": lambda **changes: self.get_url(".index_view", **filters.to_args(**changes)),
+        }
+        if is_htmx():
+            response = make_response(self.render("opmail/admin/accounts/_table.html", **context), status)
+        else:
+            context["domains"] = domain_choices()
+            response = make_response(self.render(self.list_template, **context), status)
+        response.vary.add("HX-Request")
+        return response
+
+    @expose("/")
+    def index_view(self):
+        return self.render_list(AccountFilters.from_args(request.args))
+
+    # --- bulk actions (Flask-Admin's action form: `action`, `rowid`, `url`) -------------------------
+
+    def is_action_allowed(self, name: str) -> bool:
+        # Flask-Admin ties an action called "delete" to can_delete; ours re-checks the password.
+        return name in self._actions_data
+
+    def _bulk_done(self, message: str, category: str = "success"):
+        """Announce the result and show the list again, in place for htmx."""
+        return_url = request.form.get("url", "")
+        filters = AccountFilters.from_args(MultiDict(parse_qsl(urlsplit(return_url).query)))
+        if is_htmx():
+            return toast(self.render_list(filters), message, category)
+        flash(message, "error" if category == "error" else category)
+        return redirect(self.get_url(".index_view", **filters.to_args()))
+
+    def _bulk(self, ids, rule, verb: str, *args):
+        if not ids:
+            return self._bulk_done("Select at least one account first.", "error")
+        try:
+            result = rule(ids, *args)
+        except InvalidInput as error:
+            return self._bulk_done(error.message, "error")
+        return self._bulk_done(bulk_message(result, verb))
+
+    @action("quota", "Edit Quota")
+    def action_quota(self, ids):
+        try:
+            quota_mb = accounts.parse_quota(request.form.get("quota_mb"))
+        except InvalidInput as error:
+            return self._bulk_done(error.message, "error")
+        return self._bulk(ids, accounts.set_accounts_quota, "set to the new quota", quota_mb)
+
+    @action("suspend", "Suspend")
+    def action_suspend(self, ids):
+        return self._bulk(ids, accounts.set_accounts_active, "suspended", False)
+
+    @action("unsuspend", "Unsuspend")
+    def action_unsuspend(self, ids):
+        return self._bulk(ids, accounts.set_accounts_active, "unsuspended", True)
+
+    @action("restore", "Restore")
+    def action_restore(self, ids):
+        return self._bulk(ids, accounts.restore_accounts, "restored")
+
+    @action("delete", "Delete")
+    def action_delete(self, ids):
+        if ids and not check_admin_password(current_admin(), request.form.get("admin_password", "")):
+            return self._bulk_done("Wrong admin password: nothing was deleted.", "error")
+        return self._bulk(ids, accounts.delete_accounts, "deleted (Maildirs are left on disk)")
+
+    # --- create ------------------------------------------------------------------------------------
+
+    @expose("/new/", methods=("GET", "POST"))
+    def create_view(self):
+        form = AccountCreateForm()
+        missing_domain = None
+        if form.validate_on_submit():
+            try:
+                account, restored = accounts.create_account(
+                    form.email.data, form.password.data, accounts.parse_quota(form.quota_mb.data)
+                )
+            except accounts.MissingDomain as error:
+                missing_domain = error.domain
+                form.add_error(error)
+            except InvalidInput as error:
+                form.add_error(error)
+            else:
+                if restored:
+                    flash(f"{account.email} had been deleted by the Panel: it is restored with the new password and quota.", "success")
+                else:
+                    flash(f"Account {account.email} created. Dovecot accepts it at the next login.", "success")
+                return redirect(self.get_url(".edit_view", id=account.id))
+        status = 422 if form.errors else 200
+        return self.render("opmail/admin/accounts/create.html", form=form, missing_domain=missing_domain), status
+
+    # --- the account page ------------------------------------------------------------------------
+
+    def _account_or_404(self) -> MailAccount:
+        account = accounts.get_account(request.args.get("id"))
+        if account is None:
+            abort(404)
+        return account
+
+    def render_account(self, account: MailAccount, status: int = 200, **forms):
+        forms.setdefault(
+            "details",
+            AccountDetailsForm(
+                formdata=None,
+                display_name=account.display_name,
+                quota_mb=str(account.quota_mb),
+                status="active" if account.is_active else "suspended",
+            ),
+        )
+        forms.setdefault("password", PasswordResetForm(formdata=None))
+        forms.setdefault("two_factor", TwoFactorDisableForm(formdata=None))
+        return self.render(
+            "opmail/admin/accounts/edit.html",
+            account=account,
+            two_factor_on=has_two_factor(account.email),
+            maildir=accounts.maildir_path(account.email),
+            **forms,
+        ), status
+
+    @expose("/edit/", methods=("GET", "POST"))
+    def edit_view(self):
+        account = self._account_or_404()
+        if request.method == "GET":
+            return self.render_account(account)
+        form = AccountDetailsForm()
+        if form.validate_on_submit():
+            try:
+                accounts.update_account(
+                    account.id,
+                    display_name=form.display_name.data,
+                    quota_mb=accounts.parse_quota(form.quota_mb.data),
+                    is_active=form.status.data == "active",
+                )
+            except InvalidInput as error:
+                form.add_error(error)
+            else:
+                flash("Account saved.", "success")
+                return redirect(self.get_url(".edit_view", id=account.id))
+        return self.render_account(account, 422, details=form)
+
+    @expose("/password/", methods=("POST",))
+    def password_view(self):
+        account = self._account_or_404()
+        form = PasswordResetForm()
+        if form.validate_on_submit():
+            try:
+                accounts.reset_password(account.id, form.new_password.data, form.confirm_password.data)
+            except InvalidInput as error:
+                form.add_error(error)
+            else:
+                flash(f"New password saved for {account.email}.", "success")
+                return redirect(self.get_url(".edit_view", id=account.id))
+        return self.render_account(account, 422, password=form)
+
+    @expose("/two-factor/", methods=("POST",))
+    def two_factor_view(self):
+        account = self._account_or_404()
+        form = TwoFactorDisableForm()
+        if form.validate_on_submit():
+            accounts.disable_two_factor([account.id])
+            flash(f"Two-factor authentication is off for {account.email}.", "success")
+            return redirect(self.get_url(".edit_view", id=account.id))
+        return self.render_account(account, 422, two_factor=form)
+
+    @expose("/delete/", methods=("GET", "POST"))
+    def delete_view(self):
+        """GET: the password dialog (a fragment for htmx). POST: re-check the password, delete."""
+        account = self._account_or_404()
+        form = AdminPasswordForm()
+        if form.validate_on_submit():
+            if check_admin_password(current_admin(), form.admin_password.data):
+                report = accounts.delete_accounts([account.id])
+                return self.render(
+                    "opmail/admin/accounts/deleted.html",
+                    report=report,
+                    maildirs=[accounts.maildir_path(email) for email in report.changed],
+                )
+            form.admin_password.errors = ["Wrong admin password: nothing was deleted."]
+        template = "_delete_dialog.html" if is_htmx() else "delete.html"
+        status = 422 if form.errors else 200
+        return self.render(f"opmail/admin/accounts/{template}", account=account, form=form), status
+

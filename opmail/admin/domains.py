@@ -1,0 +1,87 @@
+"""Admin → Domains: list with counts, add, enable/disable, password-confirmed delete."""
+
+from __future__ import annotations
+
+from flask import abort, flash, make_response, redirect, request
+from flask_admin import expose
+from flask_admin.contrib.sqla import ModelView
+
+from .. import accounts
+from ..addresses import InvalidInput
+from ..auth import check_admin_password, current_admin
+from ..db import get_session
+from ..htmx import is_htmx, toast
+from ..models import MailDomain
+from ..queries import domain_contents, domain_page
+from .base import ProtectedView
+from .forms import AdminForm, AdminPasswordForm, DomainForm
+
+
+class DomainsView(ProtectedView, ModelView):
+    form_base_class = AdminForm
+    can_delete = False  # deletes go through the password-confirmed delete_view below
+    can_view_details = False
+
+    def render_list(self, form: DomainForm | None = None, status: int = 200):
+        page_number = accounts.get_id(request.args.get("page")) or 1
+        context = {
+            "page": domain_page(page_number),
+            "form": form or DomainForm(formdata=None),
+            "list_url": lambda page=1: self.get_url(".index_view", page=page if page > 1 else None),
+        }
+        template = "_table.html" if is_htmx() else "list.html"
+        response = make_response(self.render(f"opmail/admin/domains/{template}", **context), status)
+        response.vary.add("HX-Request")
+        return response
+
+    @expose("/")
+    def index_view(self):
+        return self.render_list()
+
+    @expose("/new/", methods=("GET", "POST"))
+    def create_view(self):
+        form = DomainForm(data={"domain": request.args.get("domain", "")} if request.method == "GET" else None)
+        if form.validate_on_submit():
+            try:
+                domain = accounts.create_domain(form.domain.data)
+            except InvalidInput as error:
+                form.add_error(error)
+            else:
+                flash(f"Domain {domain} added.", "success")
+                return redirect(self.get_url(".index_view"))
+        return self.render_list(form, 422 if form.errors else 200)
+
+    @expose("/toggle/", methods=("POST",))
+    def toggle_view(self):
+        domain = get_session().get(MailDomain, accounts.get_id(request.args.get("id")))
+        if domain is None or not AdminForm().validate_on_submit():
+            abort(404 if domain is None else 400)
+        enable = not domain.is_active
+        accounts.set_domains_active([domain.id], enable)
+        message = f"Domain {domain} {'enabled' if enable else 'disabled: its accounts cannot log in'}."
+        if is_htmx():
+            return toast(self.render_list(), message)
+        flash(message, "success")
+        return redirect(self.get_url(".index_view"))
+
+    @expose("/delete/", methods=("GET", "POST"))
+    def delete_view(self):
+        """GET: the dialog listing what goes with the domain. POST: re-check the password, delete."""
+        domain = get_session().get(MailDomain, accounts.get_id(request.args.get("id")))
+        if domain is None:
+            abort(404)
+        form = AdminPasswordForm()
+        if form.validate_on_submit():
+            if check_admin_password(current_admin(), form.admin_password.data):
+                report = accounts.delete_domains([domain.id])
+                return self.render(
+                    "opmail/admin/domains/deleted.html",
+                    domain=domain,
+                    report=report,
+                    maildirs=[accounts.maildir_path(email) for email in report.changed],
+                )
+            form.admin_password.errors = ["Wrong admin password: nothing was deleted."]
+        template = "_delete_dialog.html" if is_htmx() else "delete.html"
+        return self.render(
+            f"opmail/admin/domains/{template}", domain=domain, form=form, contents=domain_contents(domain.id)
+        ), 422 if form.errors else 200

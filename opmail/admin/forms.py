@@ -1,0 +1,56 @@
+"""The admin's forms. Fields parse text; the rules in ``opmail.accounts`` decide what is valid."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, PasswordField, SelectChoice, SelectField, StringField
+from wtforms.validators import InputRequired
+
+from ..addresses import InvalidInput
+
+
+class AdminForm(FlaskForm):
+    """Base of every admin form (also Flask-Admin's ``form_base_class``): Flask-WTF's CSRF."""
+
+    def add_error(self, error: InvalidInput) -> None:
+        """Show a rule's refusal under the field it names (or the form's first field)."""
+        field = self._fields.get(error.field or "") or next(
+            f for f in self if f.name != "csrf_token"
+        )
+        field.errors = [*field.errors, error.message]
+
+
+class AccountCreateForm(AdminForm):
+    email = StringField("Email address", validators=[InputRequired()], render_kw={"autocomplete": "off"})
+    password = PasswordField("Password", validators=[InputRequired()], render_kw={"autocomplete": "new-password"})
+    quota_mb = StringField("Quota (MB)", default="0", render_kw={"inputmode": "numeric"})
+
+
+class AccountDetailsForm(AdminForm):
+    display_name = StringField("Display name")
+    quota_mb = StringField("Quota (MB)", render_kw={"inputmode": "numeric"})
+    status = SelectField(
+        "Status", choices=[SelectChoice("active", "Active"), SelectChoice("suspended", "Suspended")]
+    )
+
+
+class PasswordResetForm(AdminForm):
+    new_password = PasswordField("New Password", render_kw={"autocomplete": "new-password"})
+    confirm_password = PasswordField("Confirm Password", render_kw={"autocomplete": "new-password"})
+
+
+class TwoFactorDisableForm(AdminForm):
+    confirm = BooleanField(
+        "Yes, turn off two-factor authentication for this account",
+        validators=[InputRequired("Tick the box to confirm.")],
+    )
+
+
+class AdminPasswordForm(AdminForm):
+    admin_password = PasswordField(
+        "Your admin password", validators=[InputRequired()], render_kw={"autocomplete": "current-password"}
+    )
+
+
+class DomainForm(AdminForm):
+    domain = StringField("Domain", validators=[InputRequired()], render_kw={"placeholder": "example.com"})

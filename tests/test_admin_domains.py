@@ -1,0 +1,101 @@
+"""Admin → Domains: add, counts, enable/disable, password-confirmed delete."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from opmail.db import get_session
+from opmail.models import MailAccount, MailAlias, MailDomain
+from tests.conftest import ADMIN_PASSWORD
+from tests.helpers import add_account, add_domain, rows, snapshot
+
+
+def test_add_domain_stores_lower_case_idna_and_shows_unicode(app, admin):
+    response = admin.post("/admin/domains/new/", {"domain": " BÜCHER.de "})
+    assert response.status_code == 302
+    assert rows(app, sa.select(MailDomain.domain)) == [("xn--bcher-kva.de",)]
+    page = admin.get(response.location).text
+    assert "Domain bücher.de added." in page and "bücher.de" in page and "(xn--bcher-kva.de)" in page
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("localhost", "at least two labels"),
+        ("exa mple.com", "spaces"),
+        ("example.com.", "must not end with a dot"),
+        ("-bad.com", "hyphen"),
+        ("10.0.0.1", "IP addresses"),
+        ("a@b.com", "domain name such as"),
+        ("", "This field is required."),
+    ],
+)
+def test_add_domain_refuses_bad_names(app, admin, name, message):
+    before = snapshot(app)
+    response = admin.post("/admin/domains/new/", {"domain": name})
+    assert response.status_code == 422 and message in response.text
+    assert snapshot(app) == before
+
+
+def test_duplicate_domain_is_refused(app, admin):
+    add_domain(app, "example.com")
+    response = admin.post("/admin/domains/new/", {"domain": "EXAMPLE.com"})
+    assert response.status_code == 422 and "The domain example.com already exists." in response.text
+
+
+def test_create_page_prefills_the_domain_from_the_account_form_link(admin):
+    assert 'value="nowhere.org"' in admin.get("/admin/domains/new/?domain=nowhere.org").text
+
+
+def test_list_counts_accounts_and_aliases(app, admin):
+    example = add_domain(app, "example.com")
+    add_domain(app, "empty.org")
+    add_account(app, "a@example.com")
+    add_account(app, "b@example.com")
+    with app.app_context():
+        get_session().add_all([
+            MailAlias(domain_id=example, alias_email="x@example.com", destination_email="a@example.com"),
+            MailAlias(domain_id=example, alias_email="x@example.com", destination_email="b@example.com"),
+        ])
+        get_session().commit()
+    page = admin.get("/admin/domains/").text
+    example_row = page.split('data-domain="example.com"')[1].split("</tr>")[0]
+    assert ">2</a>" in example_row and "<td>1</td>" in example_row
+    empty_row = page.split('data-domain="empty.org"')[1].split("</tr>")[0]
+    assert ">0</a>" in empty_row and "<td>0</td>" in empty_row
+
+
+def test_disable_and_enable_in_place(app, admin):
+    domain = add_domain(app)
+    response = admin.post(f"/admin/domains/toggle/?id={domain}", htmx=True)
+    assert response.status_code == 200 and "<html" not in response.text and "Disabled" in response.text
+    assert "its accounts cannot log in" in response.headers["HX-Trigger"]
+    assert rows(app, sa.select(MailDomain.is_active)) == [(False,)]
+    admin.post(f"/admin/domains/toggle/?id={domain}")
+    assert rows(app, sa.select(MailDomain.is_active)) == [(True,)]
+
+
+def test_delete_lists_what_goes_and_needs_the_password(app, admin):
+    domain = add_domain(app)
+    add_account(app, "a@example.com")
+    with app.app_context():
+        get_session().add(MailAlias(domain_id=domain, alias_email="x@example.com", destination_email="ext@else.net"))
+        get_session().commit()
+    dialog = admin.get(f"/admin/domains/delete/?id={domain}")
+    assert "1 account" in dialog.text and "1 alias" in dialog.text
+    before = snapshot(app)
+    wrong = admin.post(f"/admin/domains/delete/?id={domain}", {"admin_password": "nope"})
+    assert wrong.status_code == 422 and "Wrong admin password: nothing was deleted." in wrong.text
+    assert snapshot(app) == before
+    done = admin.post(f"/admin/domains/delete/?id={domain}", {"admin_password": ADMIN_PASSWORD})
+    assert done.status_code == 200 and "Domain example.com deleted." in done.text
+    assert "rm -rf" in done.text and "/example.com/a/Maildir" in done.text
+    assert rows(app, sa.select(MailDomain.id)) == []
+    assert rows(app, sa.select(MailAccount.id)) == []
+    assert rows(app, sa.select(MailAlias.id)) == []
+
+
+def test_unknown_domain_is_404(admin):
+    assert admin.get("/admin/domains/delete/?id=404").status_code == 404
+    assert admin.post("/admin/domains/toggle/?id=404").status_code == 404
