@@ -94,6 +94,13 @@ def test_search_narrows_by_address_or_domain_as_a_fragment(admin, three):
     assert "No accounts match." in admin.get(LIST + "?q=zzz", htmx=True).text
 
 
+def test_search_pushes_the_short_url_and_keeps_the_sort(admin, three):
+    response = admin.get(LIST + "?q=a&domain=&status=&sort=domain&dir=desc", htmx=True)
+    assert response.headers["HX-Push-Url"] == LIST + "?q=a&sort=domain&dir=desc"
+    # The fragment carries the sort, which the search box includes in its next request.
+    assert 'id="opmail-sort-state"' in response.text and 'name="sort" value="domain"' in response.text
+
+
 def test_search_treats_like_wildcards_literally(app, admin):
     add_domain(app)
     add_account(app, "a_b@example.com")
@@ -416,6 +423,7 @@ def test_bulk_quota(app, admin, three):
     ("data", "message"),
     [
         ({"action": "suspend"}, "Select at least one account first."),
+        ({"action": "quota", "quota_mb": "", "rowid": "1"}, "Enter the new quota in MB (0 = unlimited)."),
         ({"action": "quota", "quota_mb": "-1", "rowid": "1"}, "between 0 and 10,000,000 MB"),
         ({"action": "quota", "quota_mb": "lots", "rowid": "1"}, "whole number of MB"),
         ({"action": "delete", "admin_password": "wrong", "rowid": "1"}, "Wrong admin password: nothing was deleted."),

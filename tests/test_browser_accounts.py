@@ -227,6 +227,21 @@ def test_search_narrows_the_table_in_place_and_keeps_the_query(
     expect(page.locator("[data-result-count]")).to_have_text("36 accounts")
 
 
+def test_search_keeps_the_sort_chosen_by_a_column_header(logged_in_page: Page, app: Flask) -> None:
+    many_accounts(app, {"example.com": 3, "other.org": 3})
+    page = logged_in_page
+    open_accounts(page)
+    mark_document(page)
+    page.locator("#opmail-accounts thead").get_by_role("link", name="Domain").click()
+    expect(page).to_have_url(re.compile(r"sort=domain"))
+    page.locator("#opmail-accounts thead").get_by_role("link", name="Domain").click()  # descending
+    expect(page).to_have_url(re.compile(r"sort=domain&dir=desc"))
+    page.get_by_label("Search by email address or domain").press_sequentially("t")
+    expect(page).to_have_url(re.compile(r"\?q=t&sort=domain&dir=desc$"))
+    expect(table_rows(page).first).to_have_attribute("data-email", "team02@other.org")  # desc, ties newest first
+    assert_same_document(page)
+
+
 def test_search_with_no_match_says_so(logged_in_page: Page, app: Flask) -> None:
     many_accounts(app, {"example.com": 3})
     page = logged_in_page
@@ -388,7 +403,7 @@ def test_reset_password_on_the_account_page(logged_in_page: Page, app: Flask) ->
     add_account(app, "jane@example.com", password="old-mailbox-pass", quota_mb=1024)
     page = logged_in_page
     open_accounts(page)
-    page.get_by_role("link", name="jane@example.com").click()
+    page.get_by_role("link", name="jane@example.com", exact=True).click()
     expect(page.get_by_role("heading", name=re.compile("jane@example.com"))).to_be_visible()
     expect(page.get_by_role("heading", name="Reset Password")).to_be_visible()
     save_screenshot(page, "account-page")
@@ -423,7 +438,7 @@ def test_delete_an_account_through_the_password_dialog(logged_in_page: Page, app
         get_session().commit()
     page = logged_in_page
     open_accounts(page)
-    follow(page, page.get_by_role("link", name="jane@example.com"))
+    follow(page, page.get_by_role("link", name="jane@example.com", exact=True))
     account_url = page.url
     mark_document(page)
 

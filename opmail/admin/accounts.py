@@ -59,6 +59,9 @@ class AccountsView(ProtectedView, ModelView):
         }
         if is_htmx():
             response = make_response(self.render("opmail/admin/accounts/_table.html", **context), status)
+            if request.method == "GET":
+                # The browser's address bar gets the short, canonical form of the search.
+                response.headers["HX-Push-Url"] = context["list_url"]()
         else:
             context["domains"] = domain_choices()
             response = make_response(self.render(self.list_template, **context), status)
@@ -95,8 +98,12 @@ class AccountsView(ProtectedView, ModelView):
 
     @action("quota", "Edit Quota")
     def action_quota(self, ids):
+        typed = request.form.get("quota_mb", "").strip()
+        if not typed:
+            # Edit Quota is the dropdown's first choice: a blank must not mean "make it unlimited".
+            return self._bulk_done("Enter the new quota in MB (0 = unlimited).", "error")
         try:
-            quota_mb = accounts.parse_quota(request.form.get("quota_mb"))
+            quota_mb = accounts.parse_quota(typed)
         except InvalidInput as error:
             return self._bulk_done(error.message, "error")
         return self._bulk(ids, accounts.set_accounts_quota, "set to the new quota", quota_mb)
