@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+from pathlib import Path
 
 import click
 from flask.cli import with_appcontext
 
+from . import dovecot
 from .addresses import InvalidInput
 from .auth import create_first_admin, set_admin_password
 from .db import create_schema
@@ -57,3 +60,88 @@ def first_admin(url: str) -> None:
     click.echo("  Username: admin")
     click.echo(f"  Password: {password}")
     click.echo("This password is shown once. Change it with: flask --app app opmail create-admin admin")
+
+
+mail_root_option = click.option(
+    "--mail-root", metavar="PATH", help="Where the Maildirs live.  [default: MAILDIR_ROOT]"
+)
+
+
+@opmail_cli.command("dovecot-config")
+@click.option(
+    "--out",
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the files into Dovecot's config directory DIR instead of printing them.",
+)
+@click.option(
+    "--connect",
+    metavar="DSN",
+    help="How Dovecot reaches the database, e.g. as its own read-only user: a URL or a "
+    "Dovecot connect line.  [default: opmail's database URL]",
+)
+@mail_root_option
+@click.option(
+    "--uid",
+    type=click.IntRange(min=1),
+    default=dovecot.DEFAULT_UID,
+    show_default=True,
+    help="Owner of the Maildirs.",
+)
+@click.option(
+    "--gid",
+    type=click.IntRange(min=1),
+    default=dovecot.DEFAULT_GID,
+    show_default=True,
+    help="Group of the Maildirs.",
+)
+@with_appcontext
+def dovecot_config(
+    out: Path | None, connect: str | None, mail_root: str | None, uid: int, gid: int
+) -> None:
+    """Print the Dovecot config for this database: passdb/userdb, quota dict, conf.d snippet."""
+    conf_dir = str(out.resolve()) if out else dovecot.CONF_DIR
+    try:
+        settings = dovecot.app_settings(
+            connect=connect, mail_root=mail_root, uid=uid, gid=gid, conf_dir=conf_dir
+        )
+        files = dovecot.config_files(settings)
+    except dovecot.DovecotConfigError as error:
+        raise click.ClickException(str(error)) from None
+    for name, text in files.items():
+        if out is None:
+            click.secho(f"==> {conf_dir}/{name} <==", bold=True)
+            click.echo(text)
+            continue
+        path = out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The .ext files hold the database password: like Debian's own, root:dovecot 0640, set
+        # before the text is written. The dict process (user dovecot) reads its file itself.
+        holds_password = name.endswith(".ext")
+        path.touch(mode=0o600)
+        path.chmod(0o640 if holds_password else 0o644)
+        path.write_text(text)
+        click.echo(f"Wrote {path}")
+        if holds_password:
+            try:
+                shutil.chown(path, group="dovecot")
+            except (LookupError, PermissionError):
+                click.echo(f"Let Dovecot read it: chgrp dovecot {path}", err=True)
+
+
+@opmail_cli.command("refresh-usage")
+@mail_root_option
+@with_appcontext
+def refresh_usage(mail_root: str | None) -> None:
+    """Measure every account's Maildir and store the usage the accounts list shows.
+
+    For servers without Dovecot's quota_clone, which keeps the same figures up to date by itself.
+    """
+    with click.progressbar(length=dovecot.count_accounts(), label="Measuring Maildirs") as bar:
+        report = dovecot.refresh_usage(mail_root, progress=bar.update)
+    click.echo(
+        f"Usage stored for {report.measured} accounts "
+        f"({len(report.missing)} without a Maildir yet, counted as empty)."
+    )
+    for email in report.unreadable:
+        click.echo(f"Cannot read the Maildir of {email}: its usage is left as it was.", err=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Boolean,
     DateTime,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
     true,
 )
 from sqlalchemy.dialects.mysql import INTEGER as MYSQL_INTEGER
@@ -159,15 +161,45 @@ class UserTwoFactor(Timestamps, Base):
 
 
 class MailQuotaUsage(Base):
-    """Written by Dovecot's quota_clone (or ``flask opmail refresh-usage``), read by the lists."""
+    """Written by Dovecot's quota_clone (or ``flask opmail refresh-usage``), read by the lists.
+
+    Dovecot's dict upserts ``bytes`` and ``messages`` only (``INSERT … ON DUPLICATE KEY UPDATE`` on
+    MariaDB, ``ON CONFLICT … DO UPDATE`` on SQLite), so the database stamps ``updated_at`` itself.
+    """
 
     __tablename__ = "mail_quota_usage"
-    __table_args__ = (MYSQL_TABLE_ARGS,)
+    __table_args__ = (
+        {
+            **MYSQL_TABLE_ARGS,
+            "listeners": [
+                (
+                    "after_create",
+                    DDL(
+                        "ALTER TABLE mail_quota_usage MODIFY updated_at DATETIME NULL "
+                        "DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP"
+                    ).execute_if(dialect=("mysql", "mariadb")),
+                ),
+                (
+                    "after_create",
+                    DDL(
+                        "CREATE TRIGGER mail_quota_usage_stamp "
+                        "AFTER UPDATE OF bytes, messages ON mail_quota_usage "
+                        "WHEN NEW.updated_at IS OLD.updated_at BEGIN "
+                        "UPDATE mail_quota_usage SET updated_at = CURRENT_TIMESTAMP "
+                        "WHERE email = NEW.email; END"
+                    ).execute_if(dialect="sqlite"),
+                ),
+            ],
+        },
+    )
 
     email: Mapped[str] = mapped_column(String(254), primary_key=True)
     bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", index=True)
     messages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    updated_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    # CURRENT_TIMESTAMP is the server's clock: run MariaDB in UTC, like every DATETIME here.
+    updated_at: Mapped[datetime | None] = mapped_column(
+        DateTime, default=utcnow, onupdate=utcnow, server_default=func.current_timestamp()
+    )
 
 
 class Admin(Timestamps, Base):

@@ -1,0 +1,242 @@
+"""Every promise of the admin and the webhook, checked by what a real Dovecot does (IMAP logins).
+
+Dovecot reads the files ``flask opmail dovecot-config`` wrote, on SQLite and on MariaDB (where it
+connects as the read-only user of docs/dovecot.md). Each test drives opmail the way users do: the
+admin's forms and bulk actions, or the Panel's webhook.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import subprocess
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import bcrypt as pyca_bcrypt
+import pytest
+import sqlalchemy as sa
+
+from opmail.admin.format import size_label
+from opmail.models import MailAccount, MailDomain, MailQuotaUsage
+from tests.conftest import ADMIN_PASSWORD
+from tests.dovecot import PrivateDovecot, dovecot_server  # noqa: F401 (the `dovecot` fixture)
+from tests.helpers import rows
+
+PASSWORD = "mailbox-pass-1"
+SYNC_SECRET = secrets.token_hex(16)
+MESSAGE = b"From: a@example.net\r\nSubject: usage\r\n\r\n" + b"x" * 100_000 + b"\r\n"
+
+
+@pytest.fixture
+def db_url(dovecot: PrivateDovecot) -> str:
+    return dovecot.db_url
+
+
+@pytest.fixture
+def app_overrides(dovecot: PrivateDovecot) -> dict:
+    return {"MAILDIR_ROOT": str(dovecot.mail_root), "MAIL_SYNC_SECRET": SYNC_SECRET}
+
+
+@pytest.fixture
+def domain(admin) -> str:
+    """A domain added under Admin → Domains, new for each test (Dovecot outlives their rows)."""
+    name = f"d{secrets.token_hex(4)}.example"
+    response = admin.post("/admin/domains/new/", {"domain": name})
+    assert response.status_code == 302, response.text
+    return name
+
+
+def add_account(admin, email: str, password: str = PASSWORD, quota_mb: int = 0) -> int:
+    """Admin → Accounts → Add Account; returns the new account's id."""
+    response = admin.post(
+        "/admin/accounts/new/", {"email": email, "password": password, "quota_mb": str(quota_mb)}
+    )
+    assert response.status_code == 302, response.text
+    return int(parse_qs(urlsplit(response.location).query)["id"][0])
+
+
+def bulk(admin, action: str, *ids: int, **fields: str) -> None:
+    """Tick the rows, pick a Bulk Action, apply."""
+    response = admin.post(
+        "/admin/accounts/action/", {"action": action, "rowid": list(ids), **fields}
+    )
+    assert response.status_code == 302, response.text
+
+
+def sync(client, **body) -> None:
+    """One call of the Panel's agent."""
+    response = client.post("/api/sync/account", json=body, headers={"X-Sync-Secret": SYNC_SECRET})
+    assert response.status_code == 200, response.text
+
+
+def bcrypt_from_elsewhere(password: str, cost: int) -> str:
+    """A ``$2y$`` hash as PHP (the Panel) writes it, made by another bcrypt implementation."""
+    made = pyca_bcrypt.hashpw(password.encode(), pyca_bcrypt.gensalt(cost, prefix=b"2b")).decode()
+    return "$2y$" + made.removeprefix("$2b$")
+
+
+def storage_limit_kb(dovecot: PrivateDovecot, email: str) -> int | None:
+    """The STORAGE limit IMAP GETQUOTAROOT reports for INBOX (None = no limit)."""
+    imap = dovecot.login(email, PASSWORD)
+    status, (_roots, quotas) = imap.getquotaroot("INBOX")
+    imap.logout()
+    assert status == "OK"
+    match = re.search(rb"STORAGE \d+ (\d+)", b" ".join(line for line in quotas if line))
+    return int(match[1]) if match else None
+
+
+def test_account_created_in_admin_logs_in_at_once(dovecot, admin, domain):
+    add_account(admin, f"jane@{domain}")
+    assert dovecot.can_log_in(f"jane@{domain}", PASSWORD)
+
+
+def test_wrong_password_is_refused(dovecot, admin, domain):
+    add_account(admin, f"jane@{domain}")
+    assert not dovecot.can_log_in(f"jane@{domain}", PASSWORD + "x")
+
+
+def test_address_in_other_letter_case_logs_in(dovecot, admin, domain):
+    add_account(admin, f"jane@{domain}")
+    assert dovecot.can_log_in(f"Jane@{domain.upper()}", PASSWORD)
+
+
+def test_suspended_account_is_refused_until_unsuspended(dovecot, admin, domain):
+    account_id = add_account(admin, f"jane@{domain}")
+    bulk(admin, "suspend", account_id)
+    assert not dovecot.can_log_in(f"jane@{domain}", PASSWORD)
+    bulk(admin, "unsuspend", account_id)
+    assert dovecot.can_log_in(f"jane@{domain}", PASSWORD)
+
+
+def test_status_on_the_account_page_decides_login(dovecot, admin, domain):
+    account_id = add_account(admin, f"jane@{domain}")
+    for status, can_log_in in (("suspended", False), ("active", True)):
+        response = admin.post(
+            f"/admin/accounts/edit/?id={account_id}",
+            {"display_name": "Jane", "quota_mb": "0", "status": status},
+        )
+        assert response.status_code == 302, response.text
+        assert dovecot.can_log_in(f"jane@{domain}", PASSWORD) is can_log_in
+
+
+def test_disabled_domain_refuses_its_accounts(dovecot, app, admin, domain):
+    add_account(admin, f"jane@{domain}")
+    [(domain_id,)] = rows(app, sa.select(MailDomain.id).where(MailDomain.domain == domain))
+    for can_log_in in (False, True):
+        response = admin.post(f"/admin/domains/toggle/?id={domain_id}")
+        assert response.status_code == 302, response.text
+        assert dovecot.can_log_in(f"jane@{domain}", PASSWORD) is can_log_in
+
+
+def test_reset_password_replaces_the_old_one(dovecot, admin, domain):
+    account_id = add_account(admin, f"jane@{domain}")
+    response = admin.post(
+        f"/admin/accounts/password/?id={account_id}",
+        {"new_password": "brand-new-pass", "confirm_password": "brand-new-pass"},
+    )
+    assert response.status_code == 302, response.text
+    assert not dovecot.can_log_in(f"jane@{domain}", PASSWORD)
+    assert dovecot.can_log_in(f"jane@{domain}", "brand-new-pass")
+
+
+def test_webhook_create_with_a_panel_hash_keeps_the_original_password(dovecot, client):
+    domain = f"d{secrets.token_hex(4)}.example"
+    hashed = bcrypt_from_elsewhere(PASSWORD, cost=12)
+    sync(
+        client, action="create", email=f"jane@{domain}", password=hashed, quota_mb=0, domain=domain
+    )
+    assert dovecot.can_log_in(f"jane@{domain}", PASSWORD)
+
+
+def test_webhook_password_leaves_only_the_new_one(dovecot, admin, client, domain):
+    add_account(admin, f"jane@{domain}")
+    sync(
+        client,
+        action="password",
+        email=f"jane@{domain}",
+        password=bcrypt_from_elsewhere("panel-pass", 4),
+    )
+    assert not dovecot.can_log_in(f"jane@{domain}", PASSWORD)
+    assert dovecot.can_log_in(f"jane@{domain}", "panel-pass")
+
+
+def test_webhook_delete_refuses_login(dovecot, admin, client, domain):
+    add_account(admin, f"jane@{domain}")
+    sync(client, action="delete", email=f"jane@{domain}")
+    assert not dovecot.can_log_in(f"jane@{domain}", PASSWORD)
+
+
+def test_sha512_crypt_scheme_and_hashes_from_before_the_switch(dovecot, app, admin, domain):
+    add_account(admin, f"before@{domain}")
+    app.config["DOVECOT_PASSWORD_SCHEME"] = "SHA512-CRYPT"  # the operator changes the scheme
+    add_account(admin, f"after@{domain}")
+    stored = dict(
+        rows(
+            app,
+            sa.select(MailAccount.email, MailAccount.password).where(
+                MailAccount.email.in_([f"before@{domain}", f"after@{domain}"])
+            ),
+        )
+    )
+    assert stored[f"before@{domain}"].startswith("{BLF-CRYPT}$2y$")
+    assert stored[f"after@{domain}"].startswith("{SHA512-CRYPT}$6$")
+    assert dovecot.can_log_in(f"after@{domain}", PASSWORD)
+    assert dovecot.can_log_in(f"before@{domain}", PASSWORD)
+
+
+def test_quota_set_in_the_admin_is_the_imap_quota(dovecot, admin, domain):
+    account_id = add_account(admin, f"jane@{domain}", quota_mb=100)
+    assert storage_limit_kb(dovecot, f"jane@{domain}") == 100 * 1024
+    bulk(admin, "quota", account_id, quota_mb="250")
+    assert storage_limit_kb(dovecot, f"jane@{domain}") == 250 * 1024
+    bulk(admin, "quota", account_id, quota_mb="0")
+    assert storage_limit_kb(dovecot, f"jane@{domain}") is None
+
+
+def test_usage_written_by_dovecot_shows_in_the_accounts_list(dovecot, app, admin, domain):
+    email = f"jane@{domain}"
+    add_account(admin, email, quota_mb=10)
+    imap = dovecot.login(email, PASSWORD)
+    assert imap.append("INBOX", None, None, MESSAGE)[0] == "OK"
+    imap.logout()
+    usage = sa.select(MailQuotaUsage.bytes, MailQuotaUsage.messages, MailQuotaUsage.updated_at)
+    # quota_clone writes through the dict process, a moment after the APPEND.
+    for _ in range(50):
+        if found := rows(app, usage.where(MailQuotaUsage.email == email)):
+            break
+        time.sleep(0.1)
+    [(used, messages, updated_at)] = found
+    assert (messages, used >= len(MESSAGE)) == (1, True)
+    assert updated_at is not None  # stamped by the database: Dovecot writes bytes and messages only
+    page = admin.get(f"/admin/accounts/?q={email}")
+    assert f"{size_label(used)} used" in page.text
+
+
+def test_admin_delete_refuses_login_and_keeps_the_maildir(dovecot, admin, domain):
+    account_id = add_account(admin, f"jane@{domain}")
+    assert dovecot.can_log_in(f"jane@{domain}", PASSWORD)  # the first login creates the Maildir
+    response = admin.post(
+        f"/admin/accounts/delete/?id={account_id}", {"admin_password": ADMIN_PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    assert not dovecot.can_log_in(f"jane@{domain}", PASSWORD)
+    assert (dovecot.mail_root / domain / "jane" / "Maildir" / "cur").is_dir()
+
+
+def test_doveadm_checks_of_the_guide_work(dovecot, admin, domain):
+    add_account(admin, f"jane@{domain}", quota_mb=100)
+    doveadm = ["doveadm", "-c", str(dovecot.conf)]
+    auth = subprocess.run(
+        [*doveadm, "auth", "test", f"jane@{domain}", PASSWORD],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "auth succeeded" in auth.stdout
+    user = subprocess.run(
+        [*doveadm, "user", f"jane@{domain}"], capture_output=True, text=True, check=True
+    )
+    fields = dict(line.split("\t", 1) for line in user.stdout.splitlines())
+    assert fields["home"] == f"{dovecot.mail_root}/{domain}/jane"
+    assert fields["quota_rule"] == "*:storage=100M"
