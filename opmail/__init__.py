@@ -84,11 +84,12 @@ class OpMail:
         with app.app_context():
             enforce_sqlite_foreign_keys(self.db.engines[BIND_KEY])
 
-        from . import cli
+        from . import cli, sync
         from .admin import init_admin
 
         init_admin(app)
         app.cli.add_command(cli.opmail_cli)
+        app.register_blueprint(sync.bp)
 
 
 class _HttpsAwareSessionInterface(SecureCookieSessionInterface):

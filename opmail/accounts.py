@@ -368,6 +368,7 @@ def maildir_path(email: str) -> str:
 # transaction that also writes its sync_events row.
 
 SYNC_ACTIONS = ("create", "delete", "password")
+SYNC_OUTCOMES = ("created", "updated", "revived", "deleted", "password", "noop")
 # Enough for a call that lost the race to add the same domain and then the same address.
 SYNC_ATTEMPTS = 3
 

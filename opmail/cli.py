@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -145,3 +146,11 @@ def refresh_usage(mail_root: str | None) -> None:
     )
     for email in report.unreadable:
         click.echo(f"Cannot read the Maildir of {email}: its usage is left as it was.", err=True)
+
+
+@opmail_cli.command("sync-secret")
+def sync_secret() -> None:
+    """Print a new secret for the Panel sync webhook and the .env line that sets it."""
+    secret = secrets.token_hex(16)
+    click.echo("Put this line in .env (and the same secret in the Panel agent), then restart opmail:")
+    click.echo(f"MAIL_SYNC_SECRET={secret}")

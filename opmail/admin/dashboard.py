@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from flask_admin import AdminIndexView, expose
 
-from ..queries import dashboard_figures
+from ..queries import dashboard_figures, recent_syncs
 from .base import ProtectedView
 
 
 class DashboardView(ProtectedView, AdminIndexView):
     @expose("/")
     def index(self):
-        return self.render("opmail/admin/dashboard.html", figures=dashboard_figures())
+        return self.render(
+            "opmail/admin/dashboard.html", figures=dashboard_figures(), recent_syncs=recent_syncs()
+        )
