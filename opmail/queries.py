@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import case, func, or_, select
+from sqlalchemy.orm import aliased
 
 from .db import get_session
 from .models import MailAccount, MailAlias, MailDomain, MailQuotaUsage, SyncEvent, UserTwoFactor
@@ -18,11 +19,8 @@ def dashboard_figures() -> dict[str, int]:
             select(func.count(MailDomain.id)).scalar_subquery().label("domains"),
             select(func.count(MailAccount.id)).where(live, MailAccount.is_active).scalar_subquery().label("active"),
             select(func.count(MailAccount.id)).where(live, ~MailAccount.is_active).scalar_subquery().label("suspended"),
-            select(func.count(UserTwoFactor.id))
-            .join(MailAccount, MailAccount.email == UserTwoFactor.email)
-            .where(live, UserTwoFactor.enabled_at.is_not(None))
-            .scalar_subquery()
-            .label("two_factor"),
+            select(func.count(MailAccount.id)).where(live, _two_factor_enabled).scalar_subquery().label("two_factor"),
+            select(func.count(MailAccount.id)).where(live, _near_quota).scalar_subquery().label("near_quota"),
         )
     ).one()
     return row._asdict()
@@ -35,6 +33,28 @@ STATUSES = {
     "suspended": "Suspended",
     "deleted": "Deleted by Panel",
 }
+TWO_FACTOR_CHOICES = {"": "2FA: any", "on": "2FA: on", "off": "2FA: off"}
+NEAR_QUOTA_SHARE = 0.9
+
+# Conditions on MailAccount shared by the list filters and the dashboard figures. Their own aliases,
+# correlated to MailAccount only: account_page also joins these tables for its columns.
+_enrolment = aliased(UserTwoFactor)
+_two_factor_enabled = (
+    select(_enrolment.id)
+    .where(_enrolment.email == MailAccount.email, _enrolment.enabled_at.is_not(None))
+    .correlate(MailAccount)
+    .exists()
+)
+_usage = aliased(MailQuotaUsage)
+_near_quota = (MailAccount.quota_mb > 0) & (
+    select(_usage.email)
+    .where(
+        _usage.email == MailAccount.email,
+        _usage.bytes >= MailAccount.quota_mb * (1048576 * NEAR_QUOTA_SHARE),
+    )
+    .correlate(MailAccount)
+    .exists()
+)
 
 
 @dataclass
@@ -58,6 +78,8 @@ class AccountFilters:
     q: str = ""
     domain: int | None = None
     status: str = ""
+    twofa: str = ""
+    near_quota: bool = False
     sort: str = "email"
     desc: bool = False
     page: int = 1
@@ -66,10 +88,13 @@ class AccountFilters:
     def from_args(cls, args) -> AccountFilters:
         sort = args.get("sort", "email")
         status = args.get("status", "")
+        twofa = args.get("twofa", "")
         return cls(
             q=args.get("q", "").strip()[:254],
             domain=_positive_int(args.get("domain")),
             status=status if status in STATUSES else "",
+            twofa=twofa if twofa in TWO_FACTOR_CHOICES else "",
+            near_quota=args.get("near_quota") == "1",
             sort=sort if sort in ACCOUNT_SORTS else "email",
             desc=args.get("dir") == "desc",
             page=_positive_int(args.get("page")) or 1,
@@ -82,6 +107,8 @@ class AccountFilters:
             "q": values["q"],
             "domain": values["domain"] or "",
             "status": values["status"],
+            "twofa": values["twofa"],
+            "near_quota": "1" if values["near_quota"] else "",
             "sort": "" if values["sort"] == "email" else values["sort"],
             "dir": "desc" if values["desc"] else "",
             "page": "" if values["page"] == 1 else values["page"],
@@ -132,6 +159,10 @@ def _account_conditions(filters: AccountFilters) -> list:
             conditions.append(MailAccount.is_active.is_(filters.status == "active"))
     if filters.domain:
         conditions.append(MailAccount.domain_id == filters.domain)
+    if filters.twofa:
+        conditions.append(_two_factor_enabled if filters.twofa == "on" else ~_two_factor_enabled)
+    if filters.near_quota:
+        conditions.append(_near_quota)
     if filters.q:
         # Prefix matches use the unique indexes on email and domain (substring only with "*").
         pattern = _like_pattern(filters.q.lower())

@@ -15,7 +15,14 @@ from ..addresses import InvalidInput
 from ..auth import check_admin_password, current_admin
 from ..htmx import is_htmx, toast
 from ..models import MailAccount
-from ..queries import STATUSES, AccountFilters, account_page, domain_choices, has_two_factor
+from ..queries import (
+    STATUSES,
+    TWO_FACTOR_CHOICES,
+    AccountFilters,
+    account_page,
+    domain_choices,
+    has_two_factor,
+)
 from .base import ProtectedView
 from .forms import (
     AccountCreateForm,
@@ -55,6 +62,7 @@ class AccountsView(ProtectedView, ModelView):
             "filters": filters,
             "page": account_page(filters),
             "statuses": STATUSES,
+            "two_factor_choices": TWO_FACTOR_CHOICES,
             "list_url": lambda **changes: self.get_url(".index_view", **filters.to_args(**changes)),
         }
         if is_htmx():

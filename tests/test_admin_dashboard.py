@@ -1,0 +1,104 @@
+"""Admin → Dashboard: each figure counts what the list behind its link shows."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+
+from opmail.db import get_session
+from opmail.models import MailAccount, MailQuotaUsage, UserTwoFactor, utcnow
+from tests.helpers import add_account, add_domain
+
+MB = 1024 * 1024
+
+
+def emails_on(page: str) -> list[str]:
+    return re.findall(r'<tr data-email="([^"]+)"', page)
+
+
+def figure_link(page: str, key: str) -> tuple[int, str]:
+    """The figure ``key`` on the dashboard and the URL its card links to."""
+    match = re.search(
+        rf'<a class="card[^"]*" href="([^"]+)">\s*<div class="card-body">\s*'
+        rf'<div class="display-4" data-figure="{key}">(\d+)</div>',
+        page,
+    )
+    assert match, f"no {key} figure"
+    return int(match.group(2)), html.unescape(match.group(1))
+
+
+@pytest.fixture
+def mailboxes(app):
+    """Accounts that each count towards a different set of figures."""
+    add_domain(app, "example.com")
+    add_domain(app, "other.org")
+    ids = {
+        email: add_account(app, email, quota_mb=quota)
+        for email, quota in [
+            ("full@example.com", 100),  # 95 %, 2FA on
+            ("half@example.com", 100),  # 50 %, suspended
+            ("unlimited@other.org", 0),  # lots used, but no limit
+            ("edge@other.org", 10),  # exactly 90 %, 2FA set-up not finished
+            ("gone@example.com", 10),  # deleted by the Panel: counts nowhere
+        ]
+    }
+    with app.app_context():
+        db = get_session()
+        db.add_all([
+            MailQuotaUsage(email="full@example.com", bytes=95 * MB),
+            MailQuotaUsage(email="half@example.com", bytes=50 * MB),
+            MailQuotaUsage(email="unlimited@other.org", bytes=9000 * MB),
+            MailQuotaUsage(email="edge@other.org", bytes=9 * MB),
+            MailQuotaUsage(email="gone@example.com", bytes=10 * MB),
+            UserTwoFactor(email="full@example.com", secret="s", enabled_at=utcnow()),
+            UserTwoFactor(email="edge@other.org", secret="s", enabled_at=None),
+            UserTwoFactor(email="gone@example.com", secret="s", enabled_at=utcnow()),
+        ])
+        db.get(MailAccount, ids["half@example.com"]).is_active = False
+        db.get(MailAccount, ids["gone@example.com"]).deleted_at = utcnow()
+        db.commit()
+    return ids
+
+
+@pytest.mark.parametrize(
+    ("key", "count", "listed"),
+    [
+        ("active", 3, ["edge@other.org", "full@example.com", "unlimited@other.org"]),
+        ("suspended", 1, ["half@example.com"]),
+        ("two_factor", 1, ["full@example.com"]),
+        ("near_quota", 2, ["edge@other.org", "full@example.com"]),
+    ],
+)
+def test_each_account_figure_links_to_the_accounts_it_counts(admin, mailboxes, key, count, listed):
+    figure, url = figure_link(admin.get("/admin/").text, key)
+    assert figure == count
+    page = admin.get(url)
+    assert page.status_code == 200
+    assert emails_on(page.text) == listed
+
+
+def test_domains_figure_links_to_the_domains_list(admin, mailboxes):
+    figure, url = figure_link(admin.get("/admin/").text, "domains")
+    assert (figure, url) == (2, "/admin/domains/")
+
+
+def test_two_factor_off_filter_lists_everyone_without_finished_enrolment(admin, mailboxes):
+    page = admin.get("/admin/accounts/?twofa=off")
+    assert emails_on(page.text) == ["edge@other.org", "half@example.com", "unlimited@other.org"]
+    assert '<option value="off" selected>' in page.text
+
+
+def test_filters_survive_in_pager_links_and_bad_values_fall_back(admin, mailboxes):
+    assert emails_on(admin.get("/admin/accounts/?twofa=maybe&near_quota=yes").text) == [
+        "edge@other.org", "full@example.com", "half@example.com", "unlimited@other.org"
+    ]
+    fragment = admin.get("/admin/accounts/?twofa=on&near_quota=1&q=", htmx=True)
+    assert fragment.headers["HX-Push-Url"] == "/admin/accounts/?twofa=on&near_quota=1"
+    assert emails_on(fragment.text) == ["full@example.com"]
+
+
+def test_empty_dashboard_shows_zeros(admin):
+    page = admin.get("/admin/").text
+    assert [figure_link(page, key)[0] for key in ("domains", "active", "suspended", "two_factor", "near_quota")] == [0] * 5
