@@ -84,10 +84,11 @@ class OpMail:
         with app.app_context():
             enforce_sqlite_foreign_keys(self.db.engines[BIND_KEY])
 
-        from . import cli, sync
+        from . import cli, security, sync
         from .admin import init_admin
 
         init_admin(app)
+        security.init_app(app)
         app.cli.add_command(cli.opmail_cli)
         app.register_blueprint(sync.bp)
 

@@ -1,0 +1,90 @@
+"""Response headers that keep the admin out of frames, caches and injected scripts.
+
+Every response under the admin URL gets a Content-Security-Policy without ``'unsafe-inline'``
+scripts: opmail's own scripts are files, htmx 2 needs no eval, and the inline ``<script>`` blocks
+Flask-Admin may render carry the per-request nonce (``Admin(csp_nonce_generator=csp_nonce)``).
+Styles keep ``'unsafe-inline'``: the usage bars set their width in a ``style`` attribute and htmx
+adds its indicator ``<style>``; a nonce in ``style-src`` would switch that allowance off.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Callable
+
+from flask import Flask, Response, current_app, g, request
+
+# Flask-Admin's stock list (the Sync Log) has filter links ``href="javascript:void(0)"
+# onclick="return false;"``: 'unsafe-hashes' with their hashes allows exactly these two no-ops and
+# no other inline handler or javascript: URL.
+_INERT_HANDLERS = ("return false;", "javascript:void(0)")
+
+
+def _hash_source(script: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+
+
+_POLICY = (
+    "default-src 'self'; "
+    "script-src 'self' 'nonce-{nonce}' 'unsafe-hashes' "
+    + " ".join(map(_hash_source, _INERT_HANDLERS))
+    + "; "
+    "style-src 'self' 'unsafe-inline'; "
+    # Bootstrap draws its select arrows and check marks as data: SVG images.
+    "img-src 'self' data:; "
+    "object-src 'none'; "
+    "base-uri 'self'; "
+    "form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+def csp_nonce() -> str:
+    """This request's script nonce (one per request, shared by the page and its CSP header)."""
+    if "opmail_csp_nonce" not in g:
+        g.opmail_csp_nonce = secrets.token_urlsafe(16)
+    return g.opmail_csp_nonce
+
+
+def add_security_headers(response: Response) -> Response:
+    """Set the admin's security headers on ``response`` (a host app's other pages are left alone)."""
+    state = current_app.extensions["opmail_security"]
+    if request.blueprint not in state.blueprints:
+        return response
+    response.headers["Content-Security-Policy"] = _POLICY.format(nonce=state.nonce())
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    # Pages show addresses and may show a generated password: never keep them in a cache or in the
+    # back/forward history of a shared browser. Static files stay cacheable.
+    if not (request.endpoint or "").endswith("static"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@dataclass
+class _SecurityState:
+    blueprints: frozenset[str]  # opmail's admin views and login pages
+    nonce: Callable[[], str]  # the nonce the Admin renders into its <script> tags
+
+
+def init_app(app: Flask) -> None:
+    """Add the security headers to every opmail admin response (call after the views are added)."""
+    login_bp = "opmail_auth"
+    blueprints, nonce = {login_bp}, csp_nonce
+    for admin in app.extensions.get("admin", []):
+        # A host's Admin may hold the host's own views: only opmail's get opmail's policy.
+        ours = {
+            view.endpoint
+            for view in admin._views
+            if type(view).__module__.startswith(__package__ + ".")
+        }
+        if ours:
+            # Flask-Admin renders the nonce of this generator; a host's own generator wins.
+            admin.csp_nonce_generator = admin.csp_nonce_generator or csp_nonce
+            nonce = admin.csp_nonce_generator
+            blueprints |= ours
+    app.extensions["opmail_security"] = _SecurityState(frozenset(blueprints), nonce)
+    app.after_request(add_security_headers)
