@@ -272,3 +272,78 @@ def recent_syncs(limit: int = 10) -> list:
         .order_by(SyncEvent.received_at.desc(), SyncEvent.id.desc())
         .limit(limit)
     ).all()
+
+
+@dataclass(frozen=True)
+class AliasFilters:
+    """The aliases list's query string: search, domain, page."""
+
+    q: str = ""
+    domain: int | None = None
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args) -> AliasFilters:
+        return cls(
+            q=args.get("q", "").strip()[:254],
+            domain=_positive_int(args.get("domain")),
+            page=_positive_int(args.get("page")) or 1,
+        )
+
+    def to_args(self, **changes) -> dict[str, str]:
+        values = {**self.__dict__, **changes}
+        args = {"q": values["q"], "domain": values["domain"] or "", "page": "" if values["page"] == 1 else values["page"]}
+        return {key: str(value) for key, value in args.items() if value != ""}
+
+
+@dataclass(frozen=True)
+class AliasRow:
+    alias_email: str
+    domain: str
+    is_active: bool
+    destinations: list[str]
+
+
+def alias_page(filters: AliasFilters, per_page: int = PER_PAGE) -> Page:
+    """One page of aliases, each with its destinations grouped into one row by the database."""
+    db = get_session()
+    conditions = []
+    if filters.domain:
+        conditions.append(MailAlias.domain_id == filters.domain)
+    if filters.q:
+        # An alias matches when its address, its domain or any of its destinations does.
+        pattern = _like_pattern(filters.q.lower())
+        other = aliased(MailAlias)
+        matching = select(other.alias_email).where(
+            or_(
+                other.alias_email.like(pattern, escape="\\"),
+                other.destination_email.like(pattern, escape="\\"),
+                other.domain_id.in_(select(MailDomain.id).where(MailDomain.domain.like(pattern, escape="\\"))),
+            )
+        )
+        conditions.append(MailAlias.alias_email.in_(matching))
+    total = db.scalar(select(func.count(MailAlias.alias_email.distinct())).where(*conditions))
+    page = min(filters.page, max(1, -(-total // per_page)))
+    rows = db.execute(
+        select(
+            MailAlias.alias_email,
+            MailDomain.domain,
+            func.min(MailAlias.is_active),
+            func.aggregate_strings(MailAlias.destination_email, ","),
+        )
+        .join(MailDomain, MailDomain.id == MailAlias.domain_id)
+        .where(*conditions)
+        .group_by(MailAlias.alias_email, MailDomain.domain)
+        .order_by(MailAlias.alias_email)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    return Page(
+        rows=[
+            AliasRow(alias, domain, bool(active), sorted(destinations.split(",")))
+            for alias, domain, active, destinations in rows
+        ],
+        total=total,
+        page=page,
+        per_page=per_page,
+    )

@@ -13,6 +13,7 @@ from ..auth import current_admin
 from ..models import MailAccount, MailDomain, SyncEvent
 from . import format, login
 from .accounts import AccountsView
+from .aliases import AliasesView
 from .dashboard import DashboardView
 from .domains import DomainsView
 from .dovecot_page import DovecotView
@@ -41,6 +42,7 @@ def init_admin(app: Flask) -> Admin:
     db = app.extensions["opmail"].db
     admin.add_view(AccountsView(MailAccount, db, name="Accounts", endpoint="opmail_accounts", url="accounts"))
     admin.add_view(DomainsView(MailDomain, db, name="Domains", endpoint="opmail_domains", url="domains"))
+    admin.add_view(AliasesView(name="Aliases", endpoint="opmail_aliases", url="aliases"))
     admin.add_view(SyncLogView(SyncEvent, db, name="Sync Log", endpoint="opmail_sync_log", url="sync-log"))
     admin.add_view(DovecotView(name="Dovecot", endpoint="opmail_dovecot", url="dovecot"))
     format.register(app)

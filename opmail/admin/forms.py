@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, SelectChoice, SelectField, StringField
+from wtforms import BooleanField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired
 
 from ..addresses import InvalidInput
@@ -54,3 +54,13 @@ class AdminPasswordForm(AdminForm):
 
 class DomainForm(AdminForm):
     domain = StringField("Domain", validators=[InputRequired()], render_kw={"placeholder": "example.com"})
+
+
+class AliasDestinationsForm(AdminForm):
+    destinations = TextAreaField("Destinations", validators=[InputRequired()], render_kw={"rows": 3})
+
+
+class AliasForm(AliasDestinationsForm):
+    alias_email = StringField(
+        "Alias address", validators=[InputRequired()], render_kw={"placeholder": "sales@example.com"}
+    )
