@@ -11,6 +11,7 @@ from opmail import accounts
 from opmail.db import get_session
 from opmail.models import MailAlias
 from opmail.queries import domain_choices
+from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import add_account, add_domain, rows, snapshot
 
 LIST = "/admin/aliases/"
@@ -198,3 +199,15 @@ def test_list_pages_by_fifty(app, admin, mailboxes):
 def test_logged_out_is_sent_to_login(client, app):
     assert client.get(LIST).status_code == 302
     assert client.get(LIST, headers={"HX-Request": "true"}).headers["HX-Redirect"].startswith("/admin/login")
+
+
+def test_deleting_an_account_updates_the_aliases_list(app, admin, mailboxes):
+    """The cascade of tests/test_admin_accounts.py, seen where the admin looks: the aliases list."""
+    admin.post(NEW, {"alias_email": "j@example.com", "destinations": "jane@example.com"})
+    admin.post(NEW, {"alias_email": "team@example.com", "destinations": "jane@example.com\nbob@example.com"})
+    jane = admin.get("/admin/accounts/?q=jane").text
+    jane_id = re.search(r'name="rowid" value="(\d+)"', jane).group(1)
+    admin.post(f"/admin/accounts/delete/?id={jane_id}", {"admin_password": ADMIN_PASSWORD})
+    page = admin.get(LIST).text
+    assert aliases_on(page) == ["team@example.com"]
+    assert re.findall(r"<div data-destination>([^<]+)</div>", page) == ["bob@example.com"]

@@ -42,7 +42,17 @@ def fill(app, domains: int, accounts_per_domain: int, prefix: str = "d") -> list
         return list(db.scalars(db.query(MailAccount.id).statement))
 
 
-@pytest.mark.parametrize("url", ["/admin/accounts/", "/admin/accounts/?sort=usage&dir=desc&q=u", "/admin/domains/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/accounts/",
+        "/admin/accounts/?sort=usage&dir=desc&q=u",
+        "/admin/accounts/?twofa=off&near_quota=1",
+        "/admin/domains/",
+        "/admin/aliases/",
+        "/admin/aliases/?q=*u",
+    ],
+)
 def test_list_statement_count_does_not_grow_with_rows(app, admin, url):
     fill(app, 2, 2)
     with count_statements(app) as small:
