@@ -14,9 +14,18 @@ ENV_KEYS: dict[str, Any] = {
     "DATABASE_URL": None,  # SQLite in the instance folder
     "DOVECOT_PASSWORD_SCHEME": "BLF-CRYPT",
     "MAIL_SYNC_SECRET": "",
+    "MAIL_SYNC_REQUIRE_SIGNATURE": "false",
     "SECRET_KEY": None,  # generated once, kept in the instance folder
     "MAILDIR_ROOT": "/var/mail",
     "OPMAIL_BCRYPT_ROUNDS": DEFAULT_BCRYPT_ROUNDS,
+}
+
+
+# A shorter shared secret can be guessed or brute-forced; `flask opmail sync-secret` makes 32.
+MIN_SYNC_SECRET = 32
+_FLAG_WORDS = {
+    **dict.fromkeys(("true", "1", "yes", "on"), True),
+    **dict.fromkeys(("false", "0", "no", "off", ""), False),
 }
 
 
@@ -54,6 +63,24 @@ def check_settings(config: Mapping[str, Any]) -> None:
         rounds = 0
     if not 4 <= rounds <= 15:
         raise ConfigError("OPMAIL_BCRYPT_ROUNDS must be a whole number from 4 to 15.")
+    secret = config.get("MAIL_SYNC_SECRET") or ""
+    if 0 < len(secret) < MIN_SYNC_SECRET:
+        raise ConfigError(
+            f"MAIL_SYNC_SECRET must be at least {MIN_SYNC_SECRET} characters"
+            f" (got {len(secret)}): make one with `flask opmail sync-secret`."
+        )
+    flag(config, "MAIL_SYNC_REQUIRE_SIGNATURE")
+
+
+def flag(config: Mapping[str, Any], key: str) -> bool:
+    """A yes/no setting: a bool, or true/false/1/0/yes/no/on/off (from the environment)."""
+    value = config.get(key, False)
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in _FLAG_WORDS:
+        raise ConfigError(f"{key} must be true or false (got {value!r}).")
+    return _FLAG_WORDS[text]
 
 
 def engine_options(url: str) -> dict[str, Any]:

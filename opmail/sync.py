@@ -1,25 +1,32 @@
 """The Panel agent's webhook, ``POST /api/sync/account`` (the contract: spec/sync-webhook.md).
 
-The shared ``MAIL_SYNC_SECRET`` is its only key: no admin login, no CSRF token, and an admin's session
-cookie counts for nothing. Every answer is JSON. The rules live in ``opmail.accounts``.
+The shared ``MAIL_SYNC_SECRET`` is its only key, sent as it is or as an HMAC signature of the call:
+no admin login, no CSRF token, and an admin's session cookie counts for nothing. Every answer is
+JSON. The rules live in ``opmail.accounts``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
+import time
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 
 from .accounts import InvalidSyncCall, apply_sync, check_sync_call
+from .config import flag
 
 URL = "/api/sync/account"
 MAX_BODY = 64 * 1024
 # Routing answers a method that no rule allows with an HTML 405 before any blueprint handler runs,
 # so every other method gets a rule of its own.
 OTHER_METHODS = ["GET", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+# Signed mode (README, "Signed calls"): both headers, the timestamp within this many seconds of now.
+SIGNATURE_HEADERS = ("X-Sync-Timestamp", "X-Sync-Signature")
+SIGNATURE_WINDOW = 300
 
 bp = Blueprint("opmail_sync", __name__)
 
@@ -44,26 +51,60 @@ def sync_account() -> Response:
     secret = current_app.config["MAIL_SYNC_SECRET"]
     if not secret:
         return _answer(404, error="Not found.")
-    # Bytes: compare_digest raises on a non-ASCII str, and a stray header must be a 403, not a 500.
-    given = request.headers.get("X-Sync-Secret", "").encode()
-    if not hmac.compare_digest(given, secret.encode()):
-        return _answer(403, error="Unauthorized.")
+    plain = request.headers.get("X-Sync-Secret")
+    signed = any(name in request.headers for name in SIGNATURE_HEADERS)
+    # Every credential sent must be right; an unsigned call needs the plain secret, unless
+    # signatures are required.
+    if plain is not None and not _same(plain, secret):
+        return _unauthorized()
+    if not signed and (plain is None or flag(current_app.config, "MAIL_SYNC_REQUIRE_SIGNATURE")):
+        return _unauthorized()
+    body = _raw_body()
+    if signed and not _signature_valid(secret, body):
+        return _unauthorized()
     try:
-        call = check_sync_call(_json_body())
+        call = check_sync_call(_decode(body))
     except InvalidSyncCall as error:
         return _answer(422, error=error.message, errors=error.errors)
     apply_sync(call, request.remote_addr)
     return _answer(200, status="ok")
 
 
-def _json_body() -> object:
-    """The decoded body, whatever the Content-Type says; over 64 KiB is a 413 before parsing."""
+def _unauthorized() -> Response:
+    return _answer(403, error="Unauthorized.")
+
+
+def _same(given: str, expected: str) -> bool:
+    # Bytes: compare_digest raises on a non-ASCII str, and a stray header must be a 403, not a 500.
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _signature_valid(secret: str, body: bytes) -> bool:
+    """``X-Sync-Signature`` is the hex HMAC-SHA256 of ``timestamp + "." + body``, sent in time."""
+    timestamp = request.headers.get("X-Sync-Timestamp", "")
+    # Unix seconds: ASCII digits only (isdigit alone takes "²" and other Unicode digits).
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        return False
+    # A captured call stops working after the window: the agent's and opmail's clocks must agree.
+    if abs(time.time() - int(timestamp)) > SIGNATURE_WINDOW:
+        return False
+    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return _same(request.headers.get("X-Sync-Signature", "").lower(), expected.hexdigest())
+
+
+def _raw_body() -> bytes:
+    """The body as sent; over 64 KiB is a 413 before anything reads it."""
     # Werkzeug refuses a larger Content-Length at once, but a stream without one (chunked) it only
     # cuts at the limit, silently: read one byte more than allowed to tell the two apart.
     request.max_content_length = MAX_BODY + 1
     data = request.get_data(cache=False)
     if len(data) > MAX_BODY:
         abort(413)
+    return data
+
+
+def _decode(data: bytes) -> object:
+    """The decoded body, whatever the Content-Type says."""
     try:
         return json.loads(data)
     except (ValueError, RecursionError):
