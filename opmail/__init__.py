@@ -4,16 +4,17 @@ Standalone::
 
     app = create_app()
 
-Embedded in an existing Flask site::
+Embedded in an existing Flask site (its Flask-SQLAlchemy, Flask-Admin and login)::
 
-    opmail = OpMail(app, admin=host_admin, db=host_db)
+    app.config["SQLALCHEMY_BINDS"] = {"opmail": "mysql+pymysql://opmail:secret@127.0.0.1/mail"}
+    OpMail(app, db=db, admin=admin, access=lambda: current_user.is_authenticated and current_user.is_admin)
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from dotenv import load_dotenv
 from flask import Flask, request
@@ -31,6 +32,9 @@ from .config import (
 from .db import enforce_sqlite_foreign_keys
 from .models import BIND_KEY
 
+if TYPE_CHECKING:
+    from flask_admin import Admin
+
 __all__ = ["ConfigError", "OpMail", "create_app"]
 
 
@@ -40,20 +44,35 @@ class OpMailState:
 
     db: SQLAlchemy
     access: Callable[[], bool] | None
+    admin: Admin | None = None
 
 
 class OpMail:
-    """The opmail extension: models on the ``opmail`` bind, the admin views, the CLI."""
+    """The opmail extension: models on the ``opmail`` bind, the admin views, the webhook, the CLI.
+
+    ``admin``: the host's Flask-Admin; opmail's views join its menu under "Mail" (else opmail
+    creates its own Admin). ``db``: the host's Flask-SQLAlchemy (else the app's registered one, else
+    opmail creates one). ``access``: a callable deciding who may use the mail admin, e.g. the host's
+    logged-in user with a role (else opmail's own admin login guards the views). ``url_prefix``:
+    where the mail admin lives (``/admin`` with its own Admin, ``<host admin url>/mail`` in the
+    host's). ``sync_url``: the webhook's default URL, overridden by ``OPMAIL_SYNC_URL``.
+    """
 
     def __init__(
         self,
         app: Flask | None = None,
         *,
+        admin: Admin | None = None,
         db: SQLAlchemy | None = None,
         access: Callable[[], bool] | None = None,
+        url_prefix: str | None = None,
+        sync_url: str | None = None,
     ) -> None:
+        self.admin = admin
         self.db = db
         self.access = access
+        self.url_prefix = url_prefix
+        self.sync_url = sync_url
         if app is not None:
             self.init_app(app)
 
@@ -62,8 +81,12 @@ class OpMail:
 
         Config keys (defaults filled with ``setdefault``): ``SQLALCHEMY_BINDS["opmail"]`` (required),
         ``DOVECOT_PASSWORD_SCHEME`` ("BLF-CRYPT"), ``MAIL_SYNC_SECRET`` ("" = webhook off),
-        ``MAILDIR_ROOT`` ("/var/mail"), ``OPMAIL_BCRYPT_ROUNDS`` (12).
+        ``MAILDIR_ROOT`` ("/var/mail"), ``OPMAIL_BCRYPT_ROUNDS`` (12),
+        ``OPMAIL_SYNC_URL`` ("/api/sync/account", or the ``sync_url`` argument).
         """
+        from . import cli, security, sync
+        from .admin import init_admin
+
         if "opmail" in app.extensions:
             raise RuntimeError(
                 "opmail is already set up on this app: call OpMail.init_app once per app."
@@ -72,25 +95,28 @@ class OpMail:
         app.config.setdefault("MAIL_SYNC_SECRET", "")
         app.config.setdefault("MAILDIR_ROOT", "/var/mail")
         app.config.setdefault("OPMAIL_BCRYPT_ROUNDS", 12)
+        app.config.setdefault("OPMAIL_SYNC_URL", self.sync_url or sync.URL)
         check_settings(app.config)
         if BIND_KEY not in app.config.get("SQLALCHEMY_BINDS", {}):
             raise ConfigError(
                 'SQLALCHEMY_BINDS["opmail"] is not set: point it at the mail database.'
             )
-        if self.db is None:
-            raise ConfigError("OpMail needs the app's Flask-SQLAlchemy object: OpMail(app, db=db).")
+        # A Flask-Admin object remembers its app: views added to another app's Admin would be
+        # served there, not here.
+        if self.admin is not None and self.admin.app not in (None, app):
+            raise ConfigError(
+                "The Admin given to OpMail belongs to another app: create one Admin per app."
+            )
+        db = self.db or app.extensions.get("sqlalchemy") or SQLAlchemy(app)
 
-        app.extensions["opmail"] = OpMailState(db=self.db, access=self.access)
+        app.extensions["opmail"] = OpMailState(db=db, access=self.access, admin=self.admin)
         with app.app_context():
-            enforce_sqlite_foreign_keys(self.db.engines[BIND_KEY])
+            enforce_sqlite_foreign_keys(db.engines[BIND_KEY])
 
-        from . import cli, security, sync
-        from .admin import init_admin
-
-        init_admin(app)
+        init_admin(app, self.admin, self.url_prefix)
         security.init_app(app)
         app.cli.add_command(cli.opmail_cli)
-        app.register_blueprint(sync.bp)
+        app.register_blueprint(sync.bp, url_prefix=app.config["OPMAIL_SYNC_URL"])
 
 
 class _HttpsAwareSessionInterface(SecureCookieSessionInterface):

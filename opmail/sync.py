@@ -1,5 +1,7 @@
 """The Panel agent's webhook, ``POST /api/sync/account`` (the contract: spec/sync-webhook.md).
 
+The URL is the blueprint's prefix, so a host moves it with ``OPMAIL_SYNC_URL``.
+
 The shared ``MAIL_SYNC_SECRET`` is its only key, sent as it is or as an HMAC signature of the call:
 no admin login, no CSRF token, and an admin's session cookie counts for nothing. Every answer is
 JSON. The rules live in ``opmail.accounts``.
@@ -19,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 from .accounts import InvalidSyncCall, apply_sync, check_sync_call
 from .config import flag
 
-URL = "/api/sync/account"
+URL = "/api/sync/account"  # the default; OpMail registers the blueprint at OPMAIL_SYNC_URL
 MAX_BODY = 64 * 1024
 # Routing answers a method that no rule allows with an HTML 405 before any blueprint handler runs,
 # so every other method gets a rule of its own.
@@ -28,7 +30,7 @@ OTHER_METHODS = ["GET", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 SIGNATURE_HEADERS = ("X-Sync-Timestamp", "X-Sync-Signature")
 SIGNATURE_WINDOW = 300
 
-bp = Blueprint("opmail_sync", __name__)
+bp = Blueprint("opmail_sync", __name__, url_prefix=URL)
 
 
 @bp.record_once
@@ -37,6 +39,15 @@ def _exempt_from_csrf(state: BlueprintSetupState) -> None:
     csrf = state.app.extensions.get("csrf")
     if csrf is not None:
         csrf.exempt(bp)
+        return
+
+    # A host may set up CSRFProtect after opmail. This hook then runs before CSRFProtect's own
+    # (hooks run in the order they were added) and exempts the webhook on its first call.
+    @state.app.before_request
+    def _exempt_late() -> None:
+        csrf = current_app.extensions.get("csrf")
+        if csrf is not None and request.blueprint == bp.name:
+            csrf.exempt(bp)
 
 
 def _answer(code: int, **body: object) -> Response:
@@ -45,7 +56,7 @@ def _answer(code: int, **body: object) -> Response:
     return response
 
 
-@bp.post(URL, provide_automatic_options=False)
+@bp.post("", provide_automatic_options=False)
 def sync_account() -> Response:
     """Check the secret, then the body, then apply the call (the contract's order)."""
     secret = current_app.config["MAIL_SYNC_SECRET"]
@@ -111,7 +122,7 @@ def _decode(data: bytes) -> object:
         raise InvalidSyncCall({"body": ["The body is not valid JSON."]}) from None
 
 
-@bp.route(URL, methods=OTHER_METHODS, provide_automatic_options=False)
+@bp.route("", methods=OTHER_METHODS, provide_automatic_options=False)
 def other_method() -> Response:
     """Only POST is part of the contract."""
     response = _answer(405, error="Method not allowed: use POST.")

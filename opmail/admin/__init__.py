@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, Flask
-from flask_admin import Admin
+from flask import Blueprint, Flask, request
+from flask_admin import Admin, BaseView
 from flask_admin.theme import Bootstrap4Theme
 from flask_wtf.csrf import generate_csrf
 
@@ -14,6 +14,7 @@ from ..models import MailAccount, MailDomain, SyncEvent
 from . import format, login
 from .accounts import AccountsView
 from .aliases import AliasesView
+from .base import check_csrf
 from .dashboard import DashboardView
 from .domains import DomainsView
 from .dovecot_page import DovecotView
@@ -31,15 +32,47 @@ assets = Blueprint(
 )
 
 
-def init_admin(app: Flask) -> Admin:
-    """Create opmail's Admin on ``app`` with every view, plus the login blueprint."""
-    admin = Admin(
-        app,
-        name="opmail",
-        theme=Bootstrap4Theme(base_template="opmail/admin/base.html", fluid=True),
-        index_view=DashboardView(name="Dashboard", url="/admin", endpoint="admin"),
-    )
-    db = app.extensions["opmail"].db
+class MailViews:
+    """opmail's place in an Admin: its views under one URL prefix, in the host's "Mail" menu."""
+
+    def __init__(self, admin: Admin, url_prefix: str, category: str | None) -> None:
+        self.admin = admin
+        self.url_prefix = url_prefix.rstrip("/")
+        self.category = category
+
+    def add_view(self, view: BaseView) -> None:
+        """Add ``view`` (its ``url`` relative to opmail's prefix) to the Admin."""
+        view.url = f"{self.url_prefix}/{view.url}" if view.url else self.url_prefix
+        if self.category:
+            view.category = self.category
+        self.admin.add_view(view)
+
+
+def init_admin(app: Flask, host_admin: Admin | None = None, url_prefix: str | None = None) -> MailViews:
+    """Add every opmail view to ``host_admin``, or to an Admin of opmail's own, plus the login pages.
+
+    In a host's Admin the views live under ``url_prefix`` (default ``<its url>/mail``) with endpoints
+    ``opmail_*``, so a host blueprint called ``domain`` or ``accounts`` never collides with them.
+    """
+    state = app.extensions["opmail"]
+    if host_admin is None:
+        url_prefix = url_prefix or "/admin"
+        # The theme keeps Flask-Admin's base: opmail's own base wraps whichever base the Admin has.
+        admin = MailViews(
+            Admin(
+                app,
+                name="opmail",
+                url=url_prefix,
+                theme=Bootstrap4Theme(fluid=True),
+                index_view=DashboardView(name="Dashboard", url=url_prefix, endpoint="admin"),
+            ),
+            url_prefix,
+            None,
+        )
+    else:
+        admin = MailViews(host_admin, url_prefix or f"{host_admin.url.rstrip('/')}/mail", "Mail")
+        admin.add_view(DashboardView(name="Dashboard", endpoint="opmail_dashboard", url=""))
+    db = state.db
     admin.add_view(AccountsView(MailAccount, db, name="Accounts", endpoint="opmail_accounts", url="accounts"))
     admin.add_view(DomainsView(MailDomain, db, name="Domains", endpoint="opmail_domains", url="domains"))
     admin.add_view(AliasesView(name="Aliases", endpoint="opmail_aliases", url="aliases"))
@@ -47,8 +80,15 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(DovecotView(name="Dovecot", endpoint="opmail_dovecot", url="dovecot"))
     format.register(app)
     app.register_blueprint(assets)
-    app.register_blueprint(login.bp)
+    if state.access is None:
+        app.register_blueprint(login.bp, url_prefix=admin.url_prefix)
+        # The login form checks its token; logout has no form, and a host may lack CSRFProtect.
+        app.before_request(lambda: check_csrf() if request.blueprint == login.bp.name else None)
+    # With the host's ``access``, the host's login is the only one: no opmail admin, no logout.
     app.context_processor(
-        lambda: {"opmail_csrf_token": generate_csrf, "opmail_admin": current_admin()}
+        lambda: {
+            "opmail_csrf_token": generate_csrf,
+            "opmail_admin": None if state.access else current_admin(),
+        }
     )
     return admin

@@ -1,11 +1,40 @@
-"""What every opmail admin view shares: the login guard and the htmx-aware redirect to login."""
+"""What every opmail admin view shares: the access guard, CSRF on every POST, opmail's page base."""
 
 from __future__ import annotations
 
-from flask import redirect, request, url_for
+from flask import abort, current_app, g, redirect, request, url_for
+from flask_wtf.csrf import CSRFError, validate_csrf
+from wtforms import ValidationError
 
 from ..auth import admin_access_allowed
 from ..htmx import redirect_client
+
+
+def check_csrf() -> None:
+    """Refuse a POST without a valid token (400), unless the host's CSRFProtect already checked it.
+
+    Standalone, the global CSRFProtect checks every POST; a host site may have none, or exempt
+    views by default (``WTF_CSRF_CHECK_DEFAULT = False``), and opmail's forms must stay protected.
+    """
+    if request.method != "POST" or g.get("csrf_valid"):
+        return
+    if not current_app.config.get("WTF_CSRF_ENABLED", True):
+        return
+    token = request.form.get("csrf_token") or request.headers.get("X-CSRFToken")
+    try:
+        validate_csrf(token)
+    except ValidationError as error:
+        raise CSRFError(error.args[0]) from None
+
+
+def _host_login():
+    """The host's Flask-Login answer to a visitor who is not logged in (None without Flask-Login)."""
+    login_manager = getattr(current_app, "login_manager", None)
+    if login_manager is None:
+        return None
+    from flask_login import current_user
+
+    return None if current_user.is_authenticated else login_manager.unauthorized()
 
 
 class ProtectedView:
@@ -15,8 +44,31 @@ class ProtectedView:
         return admin_access_allowed()
 
     def inaccessible_callback(self, name, **kwargs):
-        login_url = url_for("opmail_auth.login", next=request.full_path.rstrip("?"))
+        """Send a stranger to the login page; with the host's ``access``, to the host's login.
+
+        With ``access``: a visitor the host's Flask-Login does not know gets its ``login_view``
+        (or its 401); a known user that ``access`` refuses, or a host without Flask-Login, a 403.
+        """
+        if current_app.extensions["opmail"].access is None:
+            response = redirect(url_for("opmail_auth.login", next=request.full_path.rstrip("?")))
+        else:
+            response = _host_login() or abort(403)
         # A 302 would make htmx swap the login page into the table; ask for a full navigation.
-        if request.headers.get("HX-Request") == "true":
-            return redirect_client(login_url)
-        return redirect(login_url)
+        if request.headers.get("HX-Request") == "true" and response.status_code in (301, 302, 303):
+            return redirect_client(response.location)
+        return response
+
+    def _handle_view(self, name, **kwargs):
+        refused = super()._handle_view(name, **kwargs)
+        if refused is None:
+            check_csrf()
+        return refused
+
+    def render(self, template: str, **kwargs):
+        # Every page extends "admin/master.html", i.e. the Admin's base (opmail's or the host's):
+        # put opmail's base (htmx, opmail.js, the CSRF meta tag, toasts) between the two.
+        self._template_args.update(
+            admin_base_template="opmail/admin/base.html",
+            opmail_host_base=self.admin.theme.base_template,
+        )
+        return super().render(template, **kwargs)
