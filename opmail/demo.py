@@ -111,4 +111,9 @@ def seed_demo(
             connection.execute(insert(MailAccount), account_rows)
             connection.execute(insert(MailQuotaUsage), usage_rows)
         progress(len(account_rows))
+    if engine.dialect.name in ("mysql", "mariadb"):
+        # InnoDB refreshes index statistics late after a bulk load; until then MariaDB may plan the
+        # accounts list through the wrong index.
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE TABLE mail_domains, mail_accounts, mail_quota_usage")
     return DemoReport(domains=domains, accounts=accounts)
