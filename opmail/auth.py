@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import math
 import secrets
+from datetime import timedelta
 from functools import lru_cache
 
 from flask import current_app, g, session
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from .db import get_session
 from .models import Admin, utcnow
 from .passwords import hash_password, validate_password, verify_password
 
 SESSION_KEY = "opmail_admin_id"
+# Wrong passwords in a row allowed before a lock; the lock then doubles with each further one.
+FREE_ATTEMPTS = 5
+FIRST_LOCK = 30  # seconds
+LONGEST_LOCK = 3600
 
 
 @lru_cache
@@ -49,13 +55,69 @@ def create_first_admin(username: str = "admin") -> str | None:
     return password
 
 
+class TooManyAttempts(Exception):
+    """The admin's password may not be tried now: too many wrong ones in a row."""
+
+    def __init__(self, seconds: int) -> None:
+        self.seconds = seconds
+        super().__init__(f"Too many failed attempts: try again in {seconds} s.")
+
+
 def authenticate(username: str, password: str) -> Admin | None:
-    """The admin whose username and password match, else None."""
+    """The admin whose username and password match, else None; TooManyAttempts while locked."""
     admin = get_session().scalar(select(Admin).where(Admin.username == username))
     if admin is None:
         verify_password(password, _unknown_user_hash(current_app.config["OPMAIL_BCRYPT_ROUNDS"]))
         return None
-    return admin if verify_password(password, admin.password) else None
+    return admin if _try_password(admin, password) else None
+
+
+def _try_password(admin: Admin, password: str) -> bool:
+    """Check ``admin``'s password under the back-off: wrong ones in a row lock it for a while.
+
+    Kept on the admin row, so it holds across processes and client addresses (a per-client limit
+    cannot stop a guesser that changes address). While locked the password is not even checked.
+    """
+    wait = seconds_locked(admin)
+    if wait:
+        raise TooManyAttempts(wait)
+    if verify_password(password, admin.password):
+        if admin.failed_logins:
+            _record_failures(admin, failed_logins=0, locked_until=None)
+        return True
+    # Counted in SQL, so two wrong passwords at the same moment both count.
+    _record_failures(admin, failed_logins=Admin.failed_logins + 1)
+    over = admin.failed_logins - FREE_ATTEMPTS
+    if over < 0:
+        return False
+    seconds = min(FIRST_LOCK << over, LONGEST_LOCK)
+    _record_failures(admin, locked_until=utcnow() + timedelta(seconds=seconds))
+    raise TooManyAttempts(seconds)
+
+
+def _record_failures(admin: Admin, **values: object) -> None:
+    """Write the failed-password bookkeeping: not an edit of the admin, so ``updated_at`` stays."""
+    db = get_session()
+    db.execute(update(Admin).where(Admin.id == admin.id).values(updated_at=Admin.updated_at, **values))
+    db.commit()
+    db.refresh(admin)
+
+
+def seconds_locked(admin: Admin) -> int:
+    """How long ``admin``'s password may not be tried (0: it may)."""
+    if admin.locked_until is None:
+        return 0
+    return max(0, math.ceil((admin.locked_until - utcnow()).total_seconds()))
+
+
+def unlock_admin(username: str) -> bool:
+    """Forget ``username``'s wrong passwords and lift its lock; False when there is no such admin."""
+    db = get_session()
+    admin = db.scalar(select(Admin).where(Admin.username == username))
+    if admin is None:
+        return False
+    _record_failures(admin, failed_logins=0, locked_until=None)
+    return True
 
 
 def log_in(admin: Admin) -> None:
@@ -80,8 +142,12 @@ def current_admin() -> Admin | None:
 
 
 def check_admin_password(admin: Admin, password: str) -> bool:
-    """Re-check the logged-in admin's own password before a destructive action."""
-    return bool(password) and verify_password(password, admin.password)
+    """Re-check the logged-in admin's own password before a destructive action.
+
+    Wrong ones count with the login's (a stolen session cannot guess the password here); raises
+    TooManyAttempts while locked.
+    """
+    return bool(password) and _try_password(admin, password)
 
 
 def admin_access_allowed() -> bool:

@@ -13,7 +13,7 @@ from flask.cli import with_appcontext
 
 from . import demo, dovecot
 from .addresses import InvalidInput
-from .auth import create_first_admin, set_admin_password
+from .auth import create_first_admin, set_admin_password, unlock_admin
 from .db import create_schema
 from .passwords import hash_password
 
@@ -183,3 +183,13 @@ def seed_demo(accounts: int, domains: int, password: str | None) -> None:
         raise click.ClickException(str(error)) from None
     click.echo(f"Added {report.accounts:,} accounts in {report.domains:,} demo domains.")
     click.echo(f"Every demo account's password: {password}")
+
+
+@opmail_cli.command("unlock-admin")
+@click.argument("username")
+@with_appcontext
+def unlock_admin_command(username: str) -> None:
+    """Lift USERNAME's lock after too many wrong passwords (and forget them)."""
+    if not unlock_admin(username.strip()):
+        raise click.ClickException(f"There is no admin {username!r}.")
+    click.echo(f"Admin {username!r} unlocked: the password may be tried again.")

@@ -16,7 +16,6 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
-    Index,
     Integer,
     MetaData,
     String,
@@ -80,22 +79,16 @@ class MailDomain(Timestamps, Base):
 
 class MailAccount(Timestamps, Base):
     __tablename__ = "mail_accounts"
-    # The accounts list filters on deleted_at or domain_id and sorts by email: these indexes hand it
-    # the rows already in order, so a page reads 50 index entries, not every matching account.
-    __table_args__ = (
-        Index("ix_mail_accounts_deleted_at_email", "deleted_at", "email"),
-        Index("ix_mail_accounts_domain_id_email", "domain_id", "email"),
-        MYSQL_TABLE_ARGS,
-    )
+    __table_args__ = (MYSQL_TABLE_ARGS,)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    domain_id: Mapped[int] = mapped_column(ForeignKey("mail_domains.id"))
+    domain_id: Mapped[int] = mapped_column(ForeignKey("mail_domains.id"), index=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password: Mapped[str] = mapped_column(String(255))
     display_name: Mapped[str | None] = mapped_column(String(255))
     quota_mb: Mapped[int] = mapped_column(UnsignedInt, default=0, server_default="0", index=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true(), index=True)
-    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     last_synced_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
 
     # Lists join the domain explicitly; a lazy load here would be one query per row.
@@ -221,6 +214,9 @@ class Admin(Timestamps, Base):
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Wrong passwords in a row (login or delete dialog) and the back-off they earned (opmail.auth).
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
 
     def __str__(self) -> str:
         return self.username
