@@ -24,6 +24,7 @@ from .models import (
     MailAlias,
     MailAutoresponder,
     MailDomain,
+    MailGroup,
     MailGroupMember,
     SyncEvent,
     UserTwoFactor,
@@ -500,6 +501,147 @@ def delete_aliases(aliases: Iterable[str]) -> BulkResult:
         found = set(db.scalars(select(MailAlias.alias_email).where(MailAlias.alias_email.in_(wanted))))
         db.execute(delete(MailAlias).where(MailAlias.alias_email.in_(sorted(found))))
     return BulkResult(changed=[a for a in wanted if a in found], skipped=[a for a in wanted if a not in found])
+
+
+# --- Autoresponders ------------------------------------------------------------------------------
+# One autoresponder per account (the vacation reply Dovecot's Sieve sends), keyed by its address.
+
+MAX_SUBJECT = 255
+MAX_BODY = 65_535
+
+
+@dataclass(frozen=True)
+class AutoresponderInput:
+    subject: str
+    body: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    is_active: bool
+
+
+def _check_autoresponder(reply: AutoresponderInput) -> AutoresponderInput:
+    subject = (reply.subject or "").strip()
+    if not subject:
+        raise InvalidInput("Enter a subject.", "subject")
+    if len(subject) > MAX_SUBJECT or any(ch in subject for ch in "\r\n\x00"):
+        raise InvalidInput(f"The subject must be one line of at most {MAX_SUBJECT} characters.", "subject")
+    body = (reply.body or "").strip()
+    if not body:
+        raise InvalidInput("Enter the reply text.", "body")
+    if len(body) > MAX_BODY or "\x00" in body:
+        raise InvalidInput(f"The reply text must be at most {MAX_BODY:,} characters.", "body")
+    if reply.starts_at and reply.ends_at and reply.ends_at < reply.starts_at:
+        raise InvalidInput("The end date is before the start date.", "ends_at")
+    return AutoresponderInput(subject, body, reply.starts_at, reply.ends_at, reply.is_active)
+
+
+def create_autoresponder(email: str, reply: AutoresponderInput) -> MailAutoresponder:
+    """Give an existing account its autoresponder."""
+    address = _field(normalize_address, (email or "").strip(), "email")
+    reply = _check_autoresponder(reply)
+    with transaction() as db:
+        if db.scalar(select(MailAccount.id).where(MailAccount.email == address)) is None:
+            raise InvalidInput(f"There is no account {address}.", "email")
+        if db.scalar(select(MailAutoresponder.id).where(MailAutoresponder.email == address)):
+            raise InvalidInput(f"{address} already has an autoresponder: edit that one.", "email")
+        autoresponder = MailAutoresponder(email=address, **reply.__dict__)
+        db.add(autoresponder)
+    return autoresponder
+
+
+def update_autoresponder(autoresponder_id: int, reply: AutoresponderInput) -> MailAutoresponder:
+    reply = _check_autoresponder(reply)
+    with transaction() as db:
+        autoresponder = db.get(MailAutoresponder, autoresponder_id)
+        if autoresponder is None:
+            raise InvalidInput("That autoresponder no longer exists.")
+        for name, value in reply.__dict__.items():
+            setattr(autoresponder, name, value)
+    return autoresponder
+
+
+def delete_autoresponders(raw_ids: Iterable[object]) -> BulkResult:
+    ids, junk = _ids(raw_ids)
+    with transaction() as db:
+        found = dict(
+            db.execute(
+                select(MailAutoresponder.id, MailAutoresponder.email).where(MailAutoresponder.id.in_(ids))
+            ).all()
+        )
+        db.execute(delete(MailAutoresponder).where(MailAutoresponder.id.in_(list(found))))
+    return BulkResult(
+        changed=[found[i] for i in sorted(found)], skipped=junk + [str(i) for i in ids if i not in found]
+    )
+
+
+# --- Groups --------------------------------------------------------------------------------------
+
+
+def _check_group(name: str | None, description: str | None) -> tuple[str, str | None]:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("Enter a group name.", "name")
+    if len(name) > MAX_DISPLAY_NAME or any(ch in name for ch in "\r\n\x00"):
+        raise InvalidInput(f"The group name must be one line of at most {MAX_DISPLAY_NAME} characters.", "name")
+    return name, (description or "").strip() or None
+
+
+def save_group(group_id: int | None, name: str | None, description: str | None) -> MailGroup:
+    """Create a group (``group_id`` None) or rename / re-describe one; names are unique."""
+    name, description = _check_group(name, description)
+    with transaction() as db:
+        clash = db.scalar(select(MailGroup.id).where(MailGroup.name == name))
+        if clash is not None and clash != group_id:
+            raise InvalidInput(f"A group called {name} already exists.", "name")
+        group = MailGroup() if group_id is None else db.get(MailGroup, group_id)
+        if group is None:
+            raise InvalidInput("That group no longer exists.")
+        group.name, group.description = name, description
+        db.add(group)
+        try:
+            db.flush()
+        except IntegrityError:
+            raise InvalidInput(f"A group called {name} already exists.", "name") from None
+    return group
+
+
+def delete_group(group_id: int) -> None:
+    """Remove a group and its memberships (the accounts stay)."""
+    with transaction() as db:
+        db.execute(delete(MailGroupMember).where(MailGroupMember.group_id == group_id))
+        db.execute(delete(MailGroup).where(MailGroup.id == group_id))
+
+
+def add_to_group(raw_ids: Iterable[object], group_id: object) -> BulkResult:
+    """Make the selected accounts members; accounts already in the group count as changed too."""
+    ids, junk = _ids(raw_ids)
+    with transaction() as db:
+        group = db.get(MailGroup, get_id(group_id)) if get_id(group_id) else None
+        if group is None:
+            raise InvalidInput("Choose a group first.", "group_id")
+        found = dict(db.execute(select(MailAccount.id, MailAccount.email).where(MailAccount.id.in_(ids))).all())
+        members = set(
+            db.scalars(
+                select(MailGroupMember.account_id).where(
+                    MailGroupMember.group_id == group.id, MailGroupMember.account_id.in_(list(found))
+                )
+            )
+        )
+        db.add_all(MailGroupMember(group_id=group.id, account_id=i) for i in sorted(found) if i not in members)
+    return BulkResult(
+        changed=[found[i] for i in sorted(found)], skipped=junk + [str(i) for i in ids if i not in found]
+    )
+
+
+def remove_from_group(raw_ids: Iterable[object], group_id: int) -> int:
+    """End the selected accounts' membership; returns how many memberships ended."""
+    ids, _ = _ids(raw_ids)
+    with transaction() as db:
+        return db.execute(
+            delete(MailGroupMember).where(
+                MailGroupMember.group_id == group_id, MailGroupMember.account_id.in_(ids)
+            )
+        ).rowcount
 
 
 # --- Panel sync ----------------------------------------------------------------------------------

@@ -8,7 +8,17 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from .db import get_session
-from .models import MailAccount, MailAlias, MailDomain, MailQuotaUsage, SyncEvent, UserTwoFactor
+from .models import (
+    MailAccount,
+    MailAlias,
+    MailAutoresponder,
+    MailDomain,
+    MailGroup,
+    MailGroupMember,
+    MailQuotaUsage,
+    SyncEvent,
+    UserTwoFactor,
+)
 
 
 def dashboard_figures() -> dict[str, int]:
@@ -360,3 +370,62 @@ def alias_page(filters: AliasFilters, per_page: int = PER_PAGE) -> Page:
         page=page,
         per_page=per_page,
     )
+
+
+def autoresponder_page(page: int = 1, email: str | None = None, per_page: int = PER_PAGE) -> Page:
+    """Autoresponders by address (all, or one account's), one page."""
+    db = get_session()
+    conditions = [MailAutoresponder.email == email] if email else []
+    total = db.scalar(select(func.count(MailAutoresponder.id)).where(*conditions))
+    page = min(max(1, page), max(1, -(-total // per_page)))
+    rows = db.scalars(
+        select(MailAutoresponder)
+        .where(*conditions)
+        .order_by(MailAutoresponder.email, MailAutoresponder.id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    return Page(rows=rows, total=total, page=page, per_page=per_page)
+
+
+def group_page(page: int = 1, per_page: int = PER_PAGE) -> Page:
+    """Groups with their member counts (one grouped subquery)."""
+    db = get_session()
+    members = (
+        select(MailGroupMember.group_id, func.count().label("n")).group_by(MailGroupMember.group_id).subquery()
+    )
+    total = db.scalar(select(func.count(MailGroup.id)))
+    page = min(max(1, page), max(1, -(-total // per_page)))
+    rows = db.execute(
+        select(MailGroup.id, MailGroup.name, MailGroup.description, func.coalesce(members.c.n, 0).label("members"))
+        .outerjoin(members, members.c.group_id == MailGroup.id)
+        .order_by(MailGroup.name)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    ).all()
+    return Page(rows=rows, total=total, page=page, per_page=per_page)
+
+
+def group_choices() -> list[tuple[int, str]]:
+    """(id, name) for the "Add to group" dropdowns, alphabetical."""
+    return get_session().execute(select(MailGroup.id, MailGroup.name).order_by(MailGroup.name)).all()
+
+
+def group_members(group_id: int) -> list:
+    """(id, email) of a group's members, alphabetical."""
+    return get_session().execute(
+        select(MailAccount.id, MailAccount.email)
+        .join(MailGroupMember, MailGroupMember.account_id == MailAccount.id)
+        .where(MailGroupMember.group_id == group_id)
+        .order_by(MailAccount.email)
+    ).all()
+
+
+def account_groups(account_id: int) -> list:
+    """(id, name) of the groups an account belongs to."""
+    return get_session().execute(
+        select(MailGroup.id, MailGroup.name)
+        .join(MailGroupMember, MailGroupMember.group_id == MailGroup.id)
+        .where(MailGroupMember.account_id == account_id)
+        .order_by(MailGroup.name)
+    ).all()

@@ -14,10 +14,12 @@ from ..models import MailAccount, MailDomain, SyncEvent
 from . import format, login
 from .accounts import AccountsView
 from .aliases import AliasesView
+from .autoresponders import AutorespondersView
 from .base import check_csrf
 from .dashboard import DashboardView
 from .domains import DomainsView
 from .dovecot_page import DovecotView
+from .groups import GroupsView
 from .sync_log import SyncLogView
 
 
@@ -76,6 +78,8 @@ def init_admin(app: Flask, host_admin: Admin | None = None, url_prefix: str | No
     admin.add_view(AccountsView(MailAccount, db, name="Accounts", endpoint="opmail_accounts", url="accounts"))
     admin.add_view(DomainsView(MailDomain, db, name="Domains", endpoint="opmail_domains", url="domains"))
     admin.add_view(AliasesView(name="Aliases", endpoint="opmail_aliases", url="aliases"))
+    admin.add_view(AutorespondersView(name="Autoresponders", endpoint="opmail_autoresponders", url="autoresponders"))
+    admin.add_view(GroupsView(name="Groups", endpoint="opmail_groups", url="groups"))
     admin.add_view(SyncLogView(SyncEvent, db, name="Sync Log", endpoint="opmail_sync_log", url="sync-log"))
     admin.add_view(DovecotView(name="Dovecot", endpoint="opmail_dovecot", url="dovecot"))
     format.register(app)

@@ -19,8 +19,11 @@ from ..queries import (
     STATUSES,
     TWO_FACTOR_CHOICES,
     AccountFilters,
+    account_groups,
     account_page,
+    autoresponder_page,
     domain_choices,
+    group_choices,
     has_two_factor,
 )
 from .base import ProtectedView
@@ -63,6 +66,7 @@ class AccountsView(ProtectedView, ModelView):
             "page": account_page(filters),
             "statuses": STATUSES,
             "two_factor_choices": TWO_FACTOR_CHOICES,
+            "groups": group_choices(),
             "list_url": lambda **changes: self.get_url(".index_view", **filters.to_args(**changes)),
         }
         if is_htmx():
@@ -128,6 +132,10 @@ class AccountsView(ProtectedView, ModelView):
     def action_restore(self, ids):
         return self._bulk(ids, accounts.restore_accounts, "restored")
 
+    @action("group", "Add to group")
+    def action_group(self, ids):
+        return self._bulk(ids, accounts.add_to_group, "added to the group", request.form.get("group_id"))
+
     @action("delete", "Delete")
     def action_delete(self, ids):
         if ids and not check_admin_password(current_admin(), request.form.get("admin_password", "")):
@@ -183,6 +191,9 @@ class AccountsView(ProtectedView, ModelView):
             "opmail/admin/accounts/edit.html",
             account=account,
             two_factor_on=has_two_factor(account.email),
+            autoresponders=autoresponder_page(email=account.email).rows,
+            groups=account_groups(account.id),
+            group_choices=group_choices(),
             maildir=accounts.maildir_path(account.email),
             **forms,
         ), status

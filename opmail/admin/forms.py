@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
-from wtforms.validators import InputRequired
+from wtforms import BooleanField, DateField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Optional
 
 from ..addresses import InvalidInput
 
@@ -64,3 +64,20 @@ class AliasForm(AliasDestinationsForm):
     alias_email = StringField(
         "Alias address", validators=[InputRequired()], render_kw={"placeholder": "sales@example.com"}
     )
+
+
+class AutoresponderForm(AdminForm):
+    subject = StringField("Subject", validators=[InputRequired()])
+    body = TextAreaField("Reply text", validators=[InputRequired()], render_kw={"rows": 6})
+    starts_at = DateField("Starts on", validators=[Optional()])
+    ends_at = DateField("Ends on", validators=[Optional()])
+    is_active = BooleanField("Active", default=True)
+
+
+class AutoresponderCreateForm(AutoresponderForm):
+    email = StringField("Account", validators=[InputRequired()], render_kw={"placeholder": "jane@example.com"})
+
+
+class GroupForm(AdminForm):
+    name = StringField("Name", validators=[InputRequired()])
+    description = TextAreaField("Description", render_kw={"rows": 2})
