@@ -550,6 +550,7 @@ def create_autoresponder(email: str, reply: AutoresponderInput) -> MailAutorespo
 
 
 def update_autoresponder(autoresponder_id: int, reply: AutoresponderInput) -> MailAutoresponder:
+    """Save an autoresponder's text, dates and status (its account never changes)."""
     reply = _check_autoresponder(reply)
     with transaction() as db:
         autoresponder = db.get(MailAutoresponder, autoresponder_id)
@@ -561,6 +562,7 @@ def update_autoresponder(autoresponder_id: int, reply: AutoresponderInput) -> Ma
 
 
 def delete_autoresponders(raw_ids: Iterable[object]) -> BulkResult:
+    """Remove autoresponders; the accounts keep receiving mail, just without the reply."""
     ids, junk = _ids(raw_ids)
     with transaction() as db:
         found = dict(
@@ -616,7 +618,8 @@ def add_to_group(raw_ids: Iterable[object], group_id: object) -> BulkResult:
     """Make the selected accounts members; accounts already in the group count as changed too."""
     ids, junk = _ids(raw_ids)
     with transaction() as db:
-        group = db.get(MailGroup, get_id(group_id)) if get_id(group_id) else None
+        group_id = get_id(group_id)
+        group = db.get(MailGroup, group_id) if group_id else None
         if group is None:
             raise InvalidInput("Choose a group first.", "group_id")
         found = dict(db.execute(select(MailAccount.id, MailAccount.email).where(MailAccount.id.in_(ids))).all())
