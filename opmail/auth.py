@@ -98,7 +98,8 @@ def _try_password(admin: Admin, password: str) -> bool:
 def _record_failures(admin: Admin, **values: object) -> None:
     """Write the failed-password bookkeeping: not an edit of the admin, so ``updated_at`` stays."""
     db = get_session()
-    db.execute(update(Admin).where(Admin.id == admin.id).values(updated_at=Admin.updated_at, **values))
+    keep_updated_at = {"updated_at": Admin.updated_at}
+    db.execute(update(Admin).where(Admin.id == admin.id).values(**keep_updated_at, **values))
     db.commit()
     db.refresh(admin)
 
@@ -111,7 +112,7 @@ def seconds_locked(admin: Admin) -> int:
 
 
 def unlock_admin(username: str) -> bool:
-    """Forget ``username``'s wrong passwords and lift its lock; False when there is no such admin."""
+    """Forget ``username``'s wrong passwords and lift its lock; False for an unknown admin."""
     db = get_session()
     admin = db.scalar(select(Admin).where(Admin.username == username))
     if admin is None:

@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from flask import Flask, Response, current_app, g, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from . import sync
 
 # Flask-Admin's stock list (the Sync Log) has filter links ``href="javascript:void(0)"
 # onclick="return false;"``: 'unsafe-hashes' with their hashes allows exactly these two no-ops and
@@ -50,7 +54,7 @@ def csp_nonce() -> str:
 
 
 def add_security_headers(response: Response) -> Response:
-    """Set the admin's security headers on ``response`` (a host app's other pages are left alone)."""
+    """Set the admin's security headers on ``response`` (a host's other pages are left alone)."""
     state = current_app.extensions["opmail_security"]
     if request.blueprint not in state.blueprints:
         return response
@@ -88,3 +92,46 @@ def init_app(app: Flask) -> None:
             blueprints |= ours
     app.extensions["opmail_security"] = _SecurityState(frozenset(blueprints), nonce)
     app.after_request(add_security_headers)
+    _limit_rates(app)
+
+
+# Per-client limits (the back-off on the admin row in opmail.auth stops guessing one admin's
+# password; these stop one address hammering many names, or the webhook's secret).
+PASSWORD_ENDPOINTS = (
+    "opmail_auth.login",
+    "opmail_accounts.delete_view",
+    "opmail_accounts.action_view",  # the bulk delete
+    "opmail_domains.delete_view",
+)
+
+
+def _limit_rates(app: Flask) -> None:
+    """Flask-Limiter on the password forms and on the webhook's refused calls, per client address.
+
+    Storage: ``RATELIMIT_STORAGE_URI`` (``memory://``, one process; ``redis://…`` when several
+    workers or hosts serve opmail). Behind a proxy, ProxyFix must supply the client's address.
+    """
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    app.config.setdefault("OPMAIL_PASSWORD_RATE_LIMIT", "10 per minute")
+    app.config.setdefault("OPMAIL_SYNC_FAILURE_RATE_LIMIT", "10 per minute")
+    # One Limiter per app: its storage and counters belong to this app only.
+    limiter = Limiter(get_remote_address, app=app)
+    passwords = limiter.shared_limit(
+        lambda: current_app.config["OPMAIL_PASSWORD_RATE_LIMIT"],
+        scope="opmail-passwords",
+        # Only the posts that try a password: the bulk bar's other actions are not guesses.
+        exempt_when=lambda: not (
+            request.form.get("password") or request.form.get("admin_password")
+        ),
+        error_message="Too many password attempts from your address: wait a minute.",
+    )
+    sync_failures = limiter.limit(
+        lambda: current_app.config["OPMAIL_SYNC_FAILURE_RATE_LIMIT"],
+        # Only refused calls count, so a busy agent is never slowed down by its own success.
+        deduct_when=lambda response: response.status_code == 403,
+        error_message="Too many refused calls from your address.",
+    )
+    for endpoint in PASSWORD_ENDPOINTS:
+        if endpoint in app.view_functions:
+            app.view_functions[endpoint] = passwords(app.view_functions[endpoint])
+    sync_failures(sync.bp)  # by name, so it holds wherever and whenever the webhook is registered

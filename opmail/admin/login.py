@@ -54,8 +54,8 @@ def _locked(locked: TooManyAttempts):
     flash(str(locked), "error")
     # Back to the page the form was on (the dialog shows the message); never off the site.
     referrer = urlsplit(request.referrer or "")
-    same_site = referrer.netloc == request.host
-    return redirect(safe_next(referrer._replace(scheme="", netloc="").geturl() if same_site else None))
+    on_site = referrer.netloc == request.host
+    return redirect(safe_next(referrer._replace(scheme="", netloc="").geturl() if on_site else None))
 
 
 @bp.route("/logout", methods=["POST"])

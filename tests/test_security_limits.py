@@ -1,0 +1,121 @@
+"""Per-client rate limits (Flask-Limiter) on the password forms and the webhook's refused calls.
+
+Run with in-memory storage and against the machine's Redis (redis://127.0.0.1:6379), which is what
+several gunicorn workers share.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from tests.conftest import ADMIN_PASSWORD, AdminClient, make_app, require
+from tests.helpers import add_account, add_domain
+
+REDIS = "redis://127.0.0.1:6379"
+SECRET = "0123456789abcdef0123456789abcdef"
+SYNC = "/api/sync/account"
+BODY = json.dumps({"action": "delete", "email": "jane@example.com"})
+
+
+def redis_answers() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(params=["memory", "redis"])
+def storage(request):
+    if request.param == "redis":
+        require(redis_answers(), f"no Redis answers at {REDIS}")
+        return REDIS
+    return "memory://"
+
+
+@pytest.fixture
+def app_overrides(storage):
+    return {
+        "RATELIMIT_STORAGE_URI": storage,
+        # Redis outlives the test: its own key space, so no run sees another's counts.
+        "RATELIMIT_KEY_PREFIX": f"opmail-test-{uuid.uuid4().hex}",
+        "OPMAIL_PASSWORD_RATE_LIMIT": "3 per minute",
+        "OPMAIL_SYNC_FAILURE_RATE_LIMIT": "3 per minute",
+        "MAIL_SYNC_SECRET": SECRET,
+    }
+
+
+def client_at(app, address: str):
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def from_address(app, address: str) -> AdminClient:
+    return AdminClient(client_at(app, address))
+
+
+def test_login_attempts_per_address(app, admin_user):
+    guesser = from_address(app, "203.0.113.7")
+    for _ in range(3):
+        assert guesser.login(username="someone", password="wrong").status_code == 401
+    refused = guesser.login(password=ADMIN_PASSWORD)
+    assert refused.status_code == 429
+    assert "Too many password attempts from your address" in refused.text
+    assert guesser.client.get("/admin/login").status_code == 200  # the page itself is not limited
+    # Another address is not held back, and logs in.
+    assert from_address(app, "198.51.100.1").login().status_code == 302
+
+
+def test_password_forms_share_one_count(app, admin_user):
+    add_domain(app, "example.com")
+    jane = add_account(app, "jane@example.com")
+    user = from_address(app, "203.0.113.8")
+    assert user.login().status_code == 302  # 1
+    url = f"/admin/accounts/delete/?id={jane}"
+    assert user.post(url, {"admin_password": "not it"}).status_code == 422  # 2
+    assert user.post(url, {"admin_password": "not it"}).status_code == 422  # 3
+    assert user.post(url, {"admin_password": ADMIN_PASSWORD}).status_code == 429
+
+
+def test_bulk_actions_without_a_password_are_not_counted(app, admin_user):
+    add_domain(app, "example.com")
+    jane = add_account(app, "jane@example.com")
+    user = from_address(app, "203.0.113.9")
+    user.login()
+    for action in ["suspend", "unsuspend"] * 3:
+        form = {"action": action, "rowid": [jane], "url": "/admin/accounts/"}
+        assert user.post("/admin/accounts/action/", form).status_code == 302
+
+
+def sync_call(client, secret: str):
+    return client.post(SYNC, data=BODY, headers={"X-Sync-Secret": secret}, content_type="application/json")
+
+
+def test_refused_webhook_calls_are_limited_and_accepted_ones_are_not(app):
+    agent = client_at(app, "127.0.0.1")
+    for _ in range(5):
+        assert sync_call(agent, SECRET).status_code == 200
+    guesser = client_at(app, "203.0.113.10")
+    for _ in range(3):
+        assert sync_call(guesser, "x" * 32).status_code == 403
+    # Now even the right secret from that address waits; the JSON contract holds.
+    refused = sync_call(guesser, SECRET)
+    assert refused.status_code == 429
+    assert refused.json == {"error": "Too Many Requests."}
+    assert sync_call(agent, SECRET).status_code == 200
+
+
+def test_workers_share_the_count_through_redis(app, app_overrides, admin_user, db_url, tmp_path):
+    if app_overrides["RATELIMIT_STORAGE_URI"] != REDIS:
+        pytest.skip("in-memory counts are per process by design")
+    second_worker = make_app(db_url, tmp_path, **app_overrides)
+    address = "203.0.113.11"
+    assert from_address(app, address).login(password="wrong").status_code == 401
+    assert from_address(second_worker, address).login(password="wrong").status_code == 401
+    assert from_address(app, address).login(password="wrong").status_code == 401
+    assert from_address(second_worker, address).login().status_code == 429
