@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import time
 from datetime import timedelta
 from functools import lru_cache
 
@@ -15,6 +16,9 @@ from .models import Admin, utcnow
 from .passwords import hash_password, validate_password, verify_password
 
 SESSION_KEY = "opmail_admin_id"
+VERSION_KEY = "opmail_session_version"
+SEEN_KEY = "opmail_seen"  # Unix time of the session's last request, for the idle timeout
+DEFAULT_IDLE_MINUTES = 30
 # Wrong passwords in a row allowed before a lock; the lock then doubles with each further one.
 FREE_ATTEMPTS = 5
 FIRST_LOCK = 30  # seconds
@@ -83,20 +87,20 @@ def _try_password(admin: Admin, password: str) -> bool:
         raise TooManyAttempts(wait)
     if verify_password(password, admin.password):
         if admin.failed_logins:
-            _record_failures(admin, failed_logins=0, locked_until=None)
+            _write_bookkeeping(admin, failed_logins=0, locked_until=None)
         return True
     # Counted in SQL, so two wrong passwords at the same moment both count.
-    _record_failures(admin, failed_logins=Admin.failed_logins + 1)
+    _write_bookkeeping(admin, failed_logins=Admin.failed_logins + 1)
     over = admin.failed_logins - FREE_ATTEMPTS
     if over < 0:
         return False
     seconds = min(FIRST_LOCK << over, LONGEST_LOCK)
-    _record_failures(admin, locked_until=utcnow() + timedelta(seconds=seconds))
+    _write_bookkeeping(admin, locked_until=utcnow() + timedelta(seconds=seconds))
     raise TooManyAttempts(seconds)
 
 
-def _record_failures(admin: Admin, **values: object) -> None:
-    """Write the failed-password bookkeeping: not an edit of the admin, so ``updated_at`` stays."""
+def _write_bookkeeping(admin: Admin, **values: object) -> None:
+    """Write login bookkeeping (failures, session version): not an edit, so ``updated_at`` stays."""
     db = get_session()
     keep_updated_at = {"updated_at": Admin.updated_at}
     db.execute(update(Admin).where(Admin.id == admin.id).values(**keep_updated_at, **values))
@@ -117,7 +121,7 @@ def unlock_admin(username: str) -> bool:
     admin = db.scalar(select(Admin).where(Admin.username == username))
     if admin is None:
         return False
-    _record_failures(admin, failed_logins=0, locked_until=None)
+    _write_bookkeeping(admin, failed_logins=0, locked_until=None)
     return True
 
 
@@ -125,21 +129,44 @@ def log_in(admin: Admin) -> None:
     # A fresh session on login: nothing an attacker planted before survives it.
     session.clear()
     session[SESSION_KEY] = admin.id
+    session[VERSION_KEY] = admin.session_version
+    session[SEEN_KEY] = int(time.time())
     session.permanent = True
     admin.last_login_at = utcnow()
     get_session().commit()
 
 
 def log_out() -> None:
+    """End this admin's session for good: the cookie, and any copy of it, stops working."""
+    admin = current_admin()
+    if admin is not None:
+        _write_bookkeeping(admin, session_version=Admin.session_version + 1)
     session.clear()
 
 
 def current_admin() -> Admin | None:
-    """The logged-in admin of this request, or None."""
+    """The logged-in admin of this request, or None (also after logout elsewhere or idling)."""
     if "opmail_admin" not in g:
-        admin_id = session.get(SESSION_KEY)
-        g.opmail_admin = None if admin_id is None else get_session().get(Admin, admin_id)
+        g.opmail_admin = _session_admin()
     return g.opmail_admin
+
+
+def _session_admin() -> Admin | None:
+    admin_id = session.get(SESSION_KEY)
+    if admin_id is None:
+        return None
+    admin = get_session().get(Admin, admin_id)
+    now = int(time.time())
+    idle_limit = int(current_app.config.get("OPMAIL_IDLE_MINUTES", DEFAULT_IDLE_MINUTES)) * 60
+    if (
+        admin is None
+        or session.get(VERSION_KEY) != admin.session_version
+        or now - session.get(SEEN_KEY, 0) > idle_limit
+    ):
+        session.clear()
+        return None
+    session[SEEN_KEY] = now
+    return admin
 
 
 def check_admin_password(admin: Admin, password: str) -> bool:

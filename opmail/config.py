@@ -18,6 +18,7 @@ ENV_KEYS: dict[str, Any] = {
     "SECRET_KEY": None,  # generated once, kept in the instance folder
     "MAILDIR_ROOT": "/var/mail",
     "OPMAIL_BCRYPT_ROUNDS": DEFAULT_BCRYPT_ROUNDS,
+    "OPMAIL_IDLE_MINUTES": 30,
 }
 
 
@@ -70,6 +71,9 @@ def check_settings(config: Mapping[str, Any]) -> None:
             f" (got {len(secret)}): make one with `flask opmail sync-secret`."
         )
     flag(config, "MAIL_SYNC_REQUIRE_SIGNATURE")
+    idle = str(config.get("OPMAIL_IDLE_MINUTES", 30))
+    if not (idle.isascii() and idle.isdigit() and 1 <= int(idle) <= 24 * 60):
+        raise ConfigError("OPMAIL_IDLE_MINUTES must be a whole number of minutes from 1 to 1440.")
 
 
 def flag(config: Mapping[str, Any], key: str) -> bool:

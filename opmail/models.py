@@ -224,6 +224,8 @@ class Admin(Timestamps, Base):
     # Wrong passwords in a row (login or delete dialog) and the back-off they earned (opmail.auth).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    # Every session cookie carries this number; logging out raises it, so no copy stays valid.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def __str__(self) -> str:
         return self.username
