@@ -110,9 +110,8 @@ def test_refused_webhook_calls_are_limited_and_accepted_ones_are_not(app):
     assert sync_call(agent, SECRET).status_code == 200
 
 
+@pytest.mark.parametrize("storage", ["redis"], indirect=True)  # memory:// is per process
 def test_workers_share_the_count_through_redis(app, app_overrides, admin_user, db_url, tmp_path):
-    if app_overrides["RATELIMIT_STORAGE_URI"] != REDIS:
-        pytest.skip("in-memory counts are per process by design")
     second_worker = make_app(db_url, tmp_path, **app_overrides)
     address = "203.0.113.11"
     assert from_address(app, address).login(password="wrong").status_code == 401
