@@ -225,6 +225,10 @@ def account_page(filters: AccountFilters, per_page: int = PER_PAGE) -> Page:
         )
         .where(*conditions)
         .order_by(order, *tie)
+        # MariaDB otherwise starts from mail_domains and sorts a million joined rows (seconds); read
+        # from mail_accounts through the index of the filter and sort. Sorting by domain is the
+        # exception: there the domains' own order is the one to follow.
+        .prefix_with("" if filters.sort == "domain" else "STRAIGHT_JOIN", dialect="mysql")
         .limit(per_page)
         .offset((page - 1) * per_page)
     ).all()
