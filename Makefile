@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 
-.PHONY: run test setup clean
+.PHONY: run test bench setup clean
 
 setup: $(VENV)/.installed
 
@@ -20,6 +20,11 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# Seeds throwaway databases (SQLite 100k accounts, MariaDB 1M when OPMAIL_BENCH_MYSQL_URL is set),
+# prints a table and writes bench/results.json. Takes a few minutes; see bench/README.md.
+bench: setup
+	$(BIN)/python -m bench.bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache
