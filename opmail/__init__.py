@@ -45,6 +45,7 @@ class OpMailState:
     db: SQLAlchemy
     access: Callable[[], bool] | None
     admin: Admin | None = None
+    confirm_password: Callable[[str], bool] | None = None
 
 
 class OpMail:
@@ -67,8 +68,10 @@ class OpMail:
         access: Callable[[], bool] | None = None,
         url_prefix: str | None = None,
         sync_url: str | None = None,
+        confirm_password: Callable[[str], bool] | None = None,
     ) -> None:
         self.admin = admin
+        self.confirm_password = confirm_password
         self.db = db
         self.access = access
         self.url_prefix = url_prefix
@@ -114,7 +117,9 @@ class OpMail:
             )
         db = self.db or app.extensions.get("sqlalchemy") or SQLAlchemy(app)
 
-        app.extensions["opmail"] = OpMailState(db=db, access=self.access, admin=self.admin)
+        app.extensions["opmail"] = OpMailState(
+            db=db, access=self.access, admin=self.admin, confirm_password=self.confirm_password
+        )
         with app.app_context():
             enforce_sqlite_foreign_keys(db.engines[BIND_KEY])
 

@@ -178,6 +178,15 @@ def check_admin_password(admin: Admin, password: str) -> bool:
     return bool(password) and _try_password(admin, password)
 
 
+def confirm_password(password: str) -> bool:
+    """Check the password a delete dialog asked for: opmail's admin's own, or, when a host app
+    gates access, whatever its ``confirm_password`` callable says (no callable: refused)."""
+    state = current_app.extensions["opmail"]
+    if state.access is not None:
+        return bool(password) and state.confirm_password is not None and state.confirm_password(password)
+    return check_admin_password(current_admin(), password)
+
+
 def admin_access_allowed() -> bool:
     """May this request use the mail admin? The host's ``access`` callable decides when given."""
     access = current_app.extensions["opmail"].access

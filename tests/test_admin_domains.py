@@ -98,4 +98,5 @@ def test_delete_lists_what_goes_and_needs_the_password(app, admin):
 
 def test_unknown_domain_is_404(admin):
     assert admin.get("/admin/domains/delete/?id=404").status_code == 404
+    assert admin.get("/admin/domains/delete/").status_code == 404
     assert admin.post("/admin/domains/toggle/?id=404").status_code == 404

@@ -216,6 +216,17 @@ def test_search_and_bulk_suspend_inside_the_host_admin(host, staff):
     ]
 
 
+def test_delete_dialog_checks_the_host_users_own_password(host, staff):
+    add_domain(host)
+    jane = add_account(host, "jane@example.com")
+    wrong = staff.post(f"/admin/mail/accounts/delete/?id={jane}", {"admin_password": "not it"})
+    assert wrong.status_code == 422 and "Wrong admin password: nothing was deleted." in wrong.text
+    assert rows(host, sa.select(MailAccount.email)) == [("jane@example.com",)]
+    done = staff.post(f"/admin/mail/accounts/delete/?id={jane}", {"admin_password": PASSWORD})
+    assert done.status_code == 200 and "Account jane@example.com deleted." in done.text
+    assert rows(host, sa.select(MailAccount.email)) == []
+
+
 def test_a_template_in_the_host_folder_overrides_opmails(host, tmp_path):
     # The host's templates folder, with one more file at opmail's name for the dashboard (set
     # before the first page: Flask builds the app's template loader once).

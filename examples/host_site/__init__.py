@@ -47,7 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
     host_admin = admin.init_admin(app)
 
     # opmail: its views join the site's Admin under "Mail", behind the site's own login.
-    OpMail(app, db=db, admin=host_admin, access=auth.is_staff)
+    OpMail(app, db=db, admin=host_admin, access=auth.is_staff, confirm_password=auth.confirm_password)
 
     app.add_url_rule("/", "home", lambda: redirect(url_for("admin.index")))
     app.cli.add_command(init_db)

@@ -12,7 +12,7 @@ from werkzeug.datastructures import MultiDict
 
 from .. import accounts
 from ..addresses import InvalidInput
-from ..auth import check_admin_password, current_admin
+from ..auth import confirm_password
 from ..htmx import is_htmx, toast
 from ..models import MailAccount
 from ..queries import (
@@ -138,7 +138,7 @@ class AccountsView(ProtectedView, ModelView):
 
     @action("delete", "Delete")
     def action_delete(self, ids):
-        if ids and not check_admin_password(current_admin(), request.form.get("admin_password", "")):
+        if ids and not confirm_password(request.form.get("admin_password", "")):
             return self._bulk_done("Wrong admin password: nothing was deleted.", "error")
         return self._bulk(ids, accounts.delete_accounts, "deleted (Maildirs are left on disk)")
 
@@ -249,7 +249,7 @@ class AccountsView(ProtectedView, ModelView):
         account = self._account_or_404()
         form = AdminPasswordForm()
         if form.validate_on_submit():
-            if check_admin_password(current_admin(), form.admin_password.data):
+            if confirm_password(form.admin_password.data):
                 report = accounts.delete_accounts([account.id])
                 return self.render(
                     "opmail/admin/accounts/deleted.html",

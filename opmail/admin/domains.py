@@ -8,7 +8,7 @@ from flask_admin.contrib.sqla import ModelView
 
 from .. import accounts
 from ..addresses import InvalidInput
-from ..auth import check_admin_password, current_admin
+from ..auth import confirm_password
 from ..db import get_session
 from ..htmx import is_htmx, toast
 from ..models import MailDomain
@@ -51,11 +51,18 @@ class DomainsView(ProtectedView, ModelView):
                 return redirect(self.get_url(".index_view"))
         return self.render_list(form, 422 if form.errors else 200)
 
+    def _domain_or_404(self) -> MailDomain:
+        domain_id = accounts.get_id(request.args.get("id"))
+        domain = get_session().get(MailDomain, domain_id) if domain_id else None
+        if domain is None:
+            abort(404)
+        return domain
+
     @expose("/toggle/", methods=("POST",))
     def toggle_view(self):
-        domain = get_session().get(MailDomain, accounts.get_id(request.args.get("id")))
-        if domain is None or not AdminForm().validate_on_submit():
-            abort(404 if domain is None else 400)
+        domain = self._domain_or_404()
+        if not AdminForm().validate_on_submit():
+            abort(400)
         enable = not domain.is_active
         accounts.set_domains_active([domain.id], enable)
         message = f"Domain {domain} {'enabled' if enable else 'disabled: its accounts cannot log in'}."
@@ -67,12 +74,10 @@ class DomainsView(ProtectedView, ModelView):
     @expose("/delete/", methods=("GET", "POST"))
     def delete_view(self):
         """GET: the dialog listing what goes with the domain. POST: re-check the password, delete."""
-        domain = get_session().get(MailDomain, accounts.get_id(request.args.get("id")))
-        if domain is None:
-            abort(404)
+        domain = self._domain_or_404()
         form = AdminPasswordForm()
         if form.validate_on_submit():
-            if check_admin_password(current_admin(), form.admin_password.data):
+            if confirm_password(form.admin_password.data):
                 report = accounts.delete_domains([domain.id])
                 return self.render(
                     "opmail/admin/domains/deleted.html",
