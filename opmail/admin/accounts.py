@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlsplit
 
-from flask import abort, flash, make_response, redirect, request
+from flask import abort, flash, redirect, request
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
@@ -55,7 +55,6 @@ class AccountsView(ProtectedView, ModelView):
     form_base_class = AdminForm
     can_delete = False  # every delete goes through the password-confirmed endpoints below
     can_view_details = False
-    list_template = "opmail/admin/accounts/list.html"
 
     # --- list ------------------------------------------------------------------------------------
 
@@ -69,16 +68,7 @@ class AccountsView(ProtectedView, ModelView):
             "groups": group_choices(),
             "list_url": lambda **changes: self.get_url(".index_view", **filters.to_args(**changes)),
         }
-        if is_htmx():
-            response = make_response(self.render("opmail/admin/accounts/_table.html", **context), status)
-            if request.method == "GET":
-                # The browser's address bar gets the short, canonical form of the search.
-                response.headers["HX-Push-Url"] = context["list_url"]()
-        else:
-            context["domains"] = domain_choices()
-            response = make_response(self.render(self.list_template, **context), status)
-        response.vary.add("HX-Request")
-        return response
+        return self.render_list_page("opmail/admin/accounts", context, status, domains=domain_choices)
 
     @expose("/")
     def index_view(self):

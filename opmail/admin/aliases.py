@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, make_response, redirect, request
+from flask import abort, flash, redirect, request
 from flask_admin import BaseView, expose
 
 from .. import accounts
@@ -24,15 +24,7 @@ class AliasesView(ProtectedView, BaseView):
             "form": form or AliasForm(formdata=None),
             "list_url": lambda **changes: self.get_url(".index_view", **filters.to_args(**changes)),
         }
-        if is_htmx():
-            response = make_response(self.render("opmail/admin/aliases/_table.html", **context), status)
-            if request.method == "GET":
-                response.headers["HX-Push-Url"] = context["list_url"]()
-        else:
-            context["domains"] = domain_choices()
-            response = make_response(self.render("opmail/admin/aliases/list.html", **context), status)
-        response.vary.add("HX-Request")
-        return response
+        return self.render_list_page("opmail/admin/aliases", context, status, domains=domain_choices)
 
     @expose("/")
     def index_view(self):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask import abort, current_app, g, redirect, request, url_for
+from flask import abort, current_app, g, make_response, redirect, request, url_for
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms import ValidationError
 
 from ..auth import admin_access_allowed
-from ..htmx import redirect_client
+from ..htmx import is_htmx, redirect_client
 
 
 def check_csrf() -> None:
@@ -39,6 +39,22 @@ def _host_login():
 
 class ProtectedView:
     """Mixin for Flask-Admin views: only a logged-in admin (or the host's ``access``) gets in."""
+
+    def render_list_page(self, folder: str, context: dict, status: int = 200, **page_only):
+        """The whole list page, or only its table partial for htmx (the page includes the same one).
+
+        ``page_only`` holds callables for what only the full page needs (the filter dropdowns).
+        """
+        if is_htmx():
+            response = make_response(self.render(f"{folder}/_table.html", **context), status)
+            if request.method == "GET":
+                # The address bar gets the short, canonical form of the query.
+                response.headers["HX-Push-Url"] = context["list_url"]()
+        else:
+            extra = {name: build() for name, build in page_only.items()}
+            response = make_response(self.render(f"{folder}/list.html", **context, **extra), status)
+        response.vary.add("HX-Request")
+        return response
 
     def is_accessible(self) -> bool:
         return admin_access_allowed()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, make_response, redirect, request
+from flask import abort, flash, redirect, request
 from flask_admin import expose
 from flask_admin.contrib.sqla import ModelView
 
@@ -29,10 +29,7 @@ class DomainsView(ProtectedView, ModelView):
             "form": form or DomainForm(formdata=None),
             "list_url": lambda page=1: self.get_url(".index_view", page=page if page > 1 else None),
         }
-        template = "_table.html" if is_htmx() else "list.html"
-        response = make_response(self.render(f"opmail/admin/domains/{template}", **context), status)
-        response.vary.add("HX-Request")
-        return response
+        return self.render_list_page("opmail/admin/domains", context, status)
 
     @expose("/")
     def index_view(self):
