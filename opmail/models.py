@@ -243,3 +243,19 @@ class SyncEvent(Base):
     outcome: Mapped[str] = mapped_column(String(16), index=True)
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     remote_addr: Mapped[str | None] = mapped_column(String(45))
+
+
+class AdminEvent(Base):
+    """One change an admin made (opmail.audit). Never holds a password or hash."""
+
+    __tablename__ = "admin_events"
+    __table_args__ = (MYSQL_TABLE_ARGS,)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(255), index=True)
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    # The addresses, domains, aliases or groups the change touched, one per line.
+    targets: Mapped[str] = mapped_column(Text)
+    # JSON {target: {field: [old, new]}} for quota and status changes; null when nothing to show.
+    changes: Mapped[str | None] = mapped_column(Text)

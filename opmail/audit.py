@@ -1,0 +1,54 @@
+"""The audit log: who changed what in the admin, written in the same transaction as the change.
+
+The admin views (and CLI commands that change accounts) name the actor with ``acting_as``; the rules
+in ``opmail.accounts`` call ``record`` inside their transaction. Without an actor, e.g. for the Panel's
+webhook, whose calls ``sync_events`` already logs, ``record`` writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from typing import Iterable, Iterator
+
+from flask import g
+from sqlalchemy.orm import Session
+
+from .models import AdminEvent
+
+Changes = dict[str, dict[str, list[object]]]
+
+
+def set_actor(name: str | None) -> None:
+    """Name who is acting for the rest of this request or command."""
+    g.opmail_actor = name
+
+
+def current_actor() -> str | None:
+    return g.get("opmail_actor")
+
+
+@contextmanager
+def acting_as(name: str) -> Iterator[None]:
+    previous = current_actor()
+    set_actor(name)
+    try:
+        yield
+    finally:
+        set_actor(previous)
+
+
+def record(db: Session, action: str, targets: Iterable[str], changes: Changes | None = None) -> None:
+    """Add one admin_events row to ``db``'s transaction, if an admin is acting and anything changed."""
+    actor = current_actor()
+    targets = list(targets)
+    if actor is None or not targets:
+        return
+    db.add(
+        AdminEvent(
+            actor=actor,
+            action=action,
+            targets="\n".join(targets),
+            changes=json.dumps(changes, default=str, sort_keys=True) if changes else None,
+        )
+    )
