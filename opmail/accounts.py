@@ -17,6 +17,7 @@ from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from . import audit
 from .addresses import InvalidInput, display_domain, normalize_address, normalize_domain
 from .db import get_session
 from .models import (
@@ -34,6 +35,9 @@ from .passwords import hash_password, looks_like_hash, to_dovecot_hash, validate
 
 MAX_QUOTA_MB = 10_000_000
 MAX_DISPLAY_NAME = 255
+# How the audit log names a status: an account is active or suspended, the rest enabled or disabled.
+ACCOUNT_STATUS = {True: "active", False: "suspended"}
+ENABLED = {True: "enabled", False: "disabled"}
 
 
 class MissingDomain(InvalidInput):
@@ -150,6 +154,7 @@ def create_domain(name: str) -> MailDomain:
             raise InvalidInput(f"The domain {display_domain(domain_name)} already exists.", "domain")
         domain = MailDomain(domain=domain_name)
         db.add(domain)
+        audit.record(db, "domain.create", [domain_name])
     return domain
 
 
@@ -157,13 +162,28 @@ def set_domains_active(raw_ids: Iterable[object], active: bool) -> BulkResult:
     """Enable or disable domains; a disabled domain's accounts fail login at once."""
     ids, junk = _ids(raw_ids)
     with transaction() as db:
-        found = dict(db.execute(select(MailDomain.id, MailDomain.domain).where(MailDomain.id.in_(ids))).all())
+        # The old status comes with the names (locked, so the log's "old" is what the UPDATE replaced).
+        old = {
+            domain_id: (name, was_active)
+            for domain_id, name, was_active in db.execute(
+                select(MailDomain.id, MailDomain.domain, MailDomain.is_active)
+                .where(MailDomain.id.in_(ids))
+                .with_for_update()
+            )
+        }
+        found = {domain_id: name for domain_id, (name, _) in old.items()}
         if found:
             db.execute(
                 update(MailDomain)
                 .where(MailDomain.id.in_(found))
                 .values(is_active=active, updated_at=utcnow())
             )
+        audit.record(
+            db,
+            "domain.enable" if active else "domain.disable",
+            [found[i] for i in sorted(found)],
+            {name: {"status": [ENABLED[was], ENABLED[active]]} for name, was in old.values()},
+        )
     return BulkResult(
         changed=[found[i] for i in sorted(found)],
         skipped=junk + [str(i) for i in ids if i not in found],
@@ -182,6 +202,8 @@ def delete_domains(raw_ids: Iterable[object]) -> DeletionReport:
         ).all()
         db.execute(delete(MailAlias).where(MailAlias.domain_id.in_(found)))
         db.execute(delete(MailDomain).where(MailDomain.id.in_(found)))
+        # The domains only: the target filter's substring search finds them for their addresses too.
+        audit.record(db, "domain.delete", [found[i] for i in sorted(found)])
     report.aliases_removed = sorted(set(report.aliases_removed) | set(alias_names))
     report.skipped = junk + [str(i) for i in ids if i not in found]
     report.domains = [found[i] for i in sorted(found)]
@@ -222,6 +244,7 @@ def create_account(
         except IntegrityError:
             # Another request created the same address between our check and this insert.
             raise InvalidInput(f"The account {address} already exists.", "email") from None
+        audit.record(db, "account.create", [address])
     return account, restored
 
 
@@ -246,9 +269,14 @@ def update_account(
         account = db.get(MailAccount, account_id)
         if account is None:
             raise InvalidInput("That account no longer exists.")
+        changes = audit.diff(
+            {"quota_mb": account.quota_mb, "status": ACCOUNT_STATUS[account.is_active]},
+            {"quota_mb": quota_mb, "status": ACCOUNT_STATUS[is_active]},
+        )
         account.display_name = display_name
         account.quota_mb = quota_mb
         account.is_active = is_active
+        audit.record(db, "account.update", [account.email], {account.email: changes} if changes else None)
     return account
 
 
@@ -262,21 +290,47 @@ def reset_password(account_id: int, new_password: str, confirm_password: str) ->
         if account is None:
             raise InvalidInput("That account no longer exists.")
         account.password = password_hash
+        # That it happened, never what it became.
+        audit.record(db, "account.password", [account.email])
     return account
 
 
-def _apply_to_accounts(raw_ids: Iterable[object], **values) -> BulkResult:
-    """One UPDATE for the whole selection; ids that are gone are reported, not fatal."""
+def _apply_to_accounts(
+    raw_ids: Iterable[object],
+    action: str,
+    column: str,
+    value: object,
+    field: str,
+    label: Callable[[Any], object] = lambda value: value,
+) -> BulkResult:
+    """One UPDATE of ``column`` for the whole selection, logged as ``action`` with each account's
+    old → new ``column`` (as ``field``, shown as ``label`` says); ids that are gone are reported."""
     ids, junk = _ids(raw_ids)
     with transaction() as db:
-        found = dict(db.execute(select(MailAccount.id, MailAccount.email).where(MailAccount.id.in_(ids))).all())
+        # The old values come with the addresses, no extra statement; locked, so the log's "old" is
+        # what the UPDATE replaced even when another admin changes the same accounts meanwhile.
+        old = {
+            account_id: (email, was)
+            for account_id, email, was in db.execute(
+                select(MailAccount.id, MailAccount.email, getattr(MailAccount, column))
+                .where(MailAccount.id.in_(ids))
+                .with_for_update()
+            )
+        }
+        found = {account_id: email for account_id, (email, _) in old.items()}
         if found:
             db.execute(
                 update(MailAccount)
                 .where(MailAccount.id.in_(found))
-                .values(**values, updated_at=utcnow())
+                .values({column: value, "updated_at": utcnow()})
                 .execution_options(synchronize_session=False)
             )
+        audit.record(
+            db,
+            action,
+            [found[i] for i in sorted(found)],
+            {email: {field: [label(was), label(value)]} for email, was in old.values()},
+        )
     return BulkResult(
         changed=[found[i] for i in sorted(found)],
         skipped=junk + [str(i) for i in ids if i not in found],
@@ -285,17 +339,25 @@ def _apply_to_accounts(raw_ids: Iterable[object], **values) -> BulkResult:
 
 def set_accounts_active(raw_ids: Iterable[object], active: bool) -> BulkResult:
     """Suspend (False) or unsuspend (True): a suspended account fails IMAP login at once."""
-    return _apply_to_accounts(raw_ids, is_active=active)
+    action = "account.unsuspend" if active else "account.suspend"
+    return _apply_to_accounts(raw_ids, action, "is_active", active, "status", ACCOUNT_STATUS.get)
 
 
 def set_accounts_quota(raw_ids: Iterable[object], quota_mb: object) -> BulkResult:
     """Give every selected account the same quota (0 = unlimited)."""
-    return _apply_to_accounts(raw_ids, quota_mb=check_quota(quota_mb))
+    return _apply_to_accounts(raw_ids, "account.quota", "quota_mb", check_quota(quota_mb), "quota_mb")
 
 
 def restore_accounts(raw_ids: Iterable[object]) -> BulkResult:
     """Bring back accounts the Panel soft-deleted."""
-    return _apply_to_accounts(raw_ids, deleted_at=None)
+    return _apply_to_accounts(
+        raw_ids,
+        "account.restore",
+        "deleted_at",
+        None,
+        "deleted_at",
+        lambda moment: moment.isoformat(" ", "seconds") if moment else None,
+    )
 
 
 def disable_two_factor(raw_ids: Iterable[object]) -> BulkResult:
@@ -304,6 +366,7 @@ def disable_two_factor(raw_ids: Iterable[object]) -> BulkResult:
     with transaction() as db:
         found = dict(db.execute(select(MailAccount.id, MailAccount.email).where(MailAccount.id.in_(ids))).all())
         db.execute(delete(UserTwoFactor).where(UserTwoFactor.email.in_(found.values())))
+        audit.record(db, "account.disable_2fa", [found[i] for i in sorted(found)])
     return BulkResult(
         changed=[found[i] for i in sorted(found)],
         skipped=junk + [str(i) for i in ids if i not in found],
@@ -315,6 +378,7 @@ def delete_accounts(raw_ids: Iterable[object]) -> DeletionReport:
     ids, junk = _ids(raw_ids)
     with transaction() as db:
         report = _delete_accounts_in(db, ids)
+        audit.record(db, "account.delete", report.changed)
     report.skipped = junk + report.skipped
     return report
 
@@ -441,6 +505,7 @@ def create_alias(alias: str, destinations: str | None) -> str:
         except IntegrityError:
             # Another admin added the same alias between our check and this insert.
             raise InvalidInput(f"The alias {address} already exists.", "alias_email") from None
+        audit.record(db, "alias.create", [address])
     return address
 
 
@@ -477,6 +542,7 @@ def set_alias_destinations(alias: str, destinations: str | None) -> list[str]:
             for d in targets
             if d not in kept
         )
+        audit.record(db, "alias.update", [alias])
     return targets
 
 
@@ -484,13 +550,28 @@ def set_aliases_active(aliases: Iterable[str], active: bool) -> BulkResult:
     """Enable or disable aliases (every destination row of each)."""
     wanted = sorted(set(aliases))
     with transaction() as db:
-        found = set(db.scalars(select(MailAlias.alias_email).where(MailAlias.alias_email.in_(wanted))))
+        # Each alias's old status (its rows can differ) comes with the lookup, no extra statement.
+        old = {
+            alias: ENABLED[bool(lowest)] if lowest == highest else "partly enabled"
+            for alias, lowest, highest in db.execute(
+                select(MailAlias.alias_email, func.min(MailAlias.is_active), func.max(MailAlias.is_active))
+                .where(MailAlias.alias_email.in_(wanted))
+                .group_by(MailAlias.alias_email)
+            )
+        }
+        found = set(old)
         if found:
             db.execute(
                 update(MailAlias)
                 .where(MailAlias.alias_email.in_(sorted(found)))
                 .values(is_active=active, updated_at=utcnow())
             )
+        audit.record(
+            db,
+            "alias.enable" if active else "alias.disable",
+            sorted(found),
+            {alias: {"status": [was, ENABLED[active]]} for alias, was in old.items()},
+        )
     return BulkResult(changed=[a for a in wanted if a in found], skipped=[a for a in wanted if a not in found])
 
 
@@ -500,6 +581,7 @@ def delete_aliases(aliases: Iterable[str]) -> BulkResult:
     with transaction() as db:
         found = set(db.scalars(select(MailAlias.alias_email).where(MailAlias.alias_email.in_(wanted))))
         db.execute(delete(MailAlias).where(MailAlias.alias_email.in_(sorted(found))))
+        audit.record(db, "alias.delete", sorted(found))
     return BulkResult(changed=[a for a in wanted if a in found], skipped=[a for a in wanted if a not in found])
 
 
@@ -546,6 +628,7 @@ def create_autoresponder(email: str, reply: AutoresponderInput) -> MailAutorespo
             raise InvalidInput(f"{address} already has an autoresponder: edit that one.", "email")
         autoresponder = MailAutoresponder(email=address, **reply.__dict__)
         db.add(autoresponder)
+        audit.record(db, "autoresponder.create", [address])
     return autoresponder
 
 
@@ -556,8 +639,13 @@ def update_autoresponder(autoresponder_id: int, reply: AutoresponderInput) -> Ma
         autoresponder = db.get(MailAutoresponder, autoresponder_id)
         if autoresponder is None:
             raise InvalidInput("That autoresponder no longer exists.")
+        changes = audit.diff(
+            {"status": ENABLED[autoresponder.is_active]}, {"status": ENABLED[reply.is_active]}
+        )
         for name, value in reply.__dict__.items():
             setattr(autoresponder, name, value)
+        email = autoresponder.email
+        audit.record(db, "autoresponder.update", [email], {email: changes} if changes else None)
     return autoresponder
 
 
@@ -571,6 +659,7 @@ def delete_autoresponders(raw_ids: Iterable[object]) -> BulkResult:
             ).all()
         )
         db.execute(delete(MailAutoresponder).where(MailAutoresponder.id.in_(list(found))))
+        audit.record(db, "autoresponder.delete", [found[i] for i in sorted(found)])
     return BulkResult(
         changed=[found[i] for i in sorted(found)], skipped=junk + [str(i) for i in ids if i not in found]
     )
@@ -598,20 +687,26 @@ def save_group(group_id: int | None, name: str | None, description: str | None) 
         group = MailGroup() if group_id is None else db.get(MailGroup, group_id)
         if group is None:
             raise InvalidInput("That group no longer exists.")
+        # A rename shows the old name: the log's earlier events still use it.
+        renamed = group_id is not None and group.name != name
+        changes = {name: {"name": [group.name, name]}} if renamed else None
         group.name, group.description = name, description
         db.add(group)
         try:
             db.flush()
         except IntegrityError:
             raise InvalidInput(f"A group called {name} already exists.", "name") from None
+        audit.record(db, "group.create" if group_id is None else "group.update", [name], changes)
     return group
 
 
 def delete_group(group_id: int) -> None:
     """Remove a group and its memberships (the accounts stay)."""
     with transaction() as db:
+        name = db.scalar(select(MailGroup.name).where(MailGroup.id == group_id))
         db.execute(delete(MailGroupMember).where(MailGroupMember.group_id == group_id))
         db.execute(delete(MailGroup).where(MailGroup.id == group_id))
+        audit.record(db, "group.delete", [name] if name is not None else [])
 
 
 def add_to_group(raw_ids: Iterable[object], group_id: object) -> BulkResult:
@@ -630,7 +725,10 @@ def add_to_group(raw_ids: Iterable[object], group_id: object) -> BulkResult:
                 )
             )
         )
-        db.add_all(MailGroupMember(group_id=group.id, account_id=i) for i in sorted(found) if i not in members)
+        added = [i for i in sorted(found) if i not in members]
+        db.add_all(MailGroupMember(group_id=group.id, account_id=i) for i in added)
+        # The group, then the accounts that joined (those already in it did not change).
+        audit.record(db, "group.add", [group.name, *(found[i] for i in added)] if added else [])
     return BulkResult(
         changed=[found[i] for i in sorted(found)], skipped=junk + [str(i) for i in ids if i not in found]
     )
@@ -640,11 +738,21 @@ def remove_from_group(raw_ids: Iterable[object], group_id: int) -> int:
     """End the selected accounts' membership; returns how many memberships ended."""
     ids, _ = _ids(raw_ids)
     with transaction() as db:
-        return db.execute(
+        leaving = db.execute(
+            select(MailGroup.name, MailAccount.email)
+            .join(MailGroupMember, MailGroupMember.group_id == MailGroup.id)
+            .join(MailAccount, MailAccount.id == MailGroupMember.account_id)
+            .where(MailGroup.id == group_id, MailGroupMember.account_id.in_(ids))
+            .order_by(MailAccount.email)
+        ).all()
+        removed = db.execute(
             delete(MailGroupMember).where(
                 MailGroupMember.group_id == group_id, MailGroupMember.account_id.in_(ids)
             )
         ).rowcount
+        # The group, then the accounts that left.
+        audit.record(db, "group.remove", [leaving[0].name, *(row.email for row in leaving)] if leaving else [])
+        return removed
 
 
 # --- Panel sync ----------------------------------------------------------------------------------

@@ -187,6 +187,21 @@ def confirm_password(password: str) -> bool:
     return check_admin_password(current_admin(), password)
 
 
+def acting_admin_name() -> str:
+    """Who the audit log names for this admin request: opmail's admin standalone; with the host's
+    ``access``, its Flask-Login user as it prints itself (``get_id()`` when it does not say)."""
+    if current_app.extensions["opmail"].access is None:
+        return current_admin().username
+    if getattr(current_app, "login_manager", None) is None:
+        # Only the host's ``access`` callable knows who this is.
+        return "host user"
+    from flask_login import current_user
+
+    user = current_user._get_current_object()
+    name = str(user) if type(user).__str__ is not object.__str__ else user.get_id()
+    return str(name)[:255]  # the width of admin_events.actor
+
+
 def admin_access_allowed() -> bool:
     """May this request use the mail admin? The host's ``access`` callable decides when given."""
     access = current_app.extensions["opmail"].access

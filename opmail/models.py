@@ -26,6 +26,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects.mysql import INTEGER as MYSQL_INTEGER
+from sqlalchemy.dialects.mysql import LONGTEXT
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 BIND_KEY = "opmail"
@@ -33,6 +34,8 @@ BIND_KEY = "opmail"
 # SQLite only auto-increments an INTEGER PRIMARY KEY; MariaDB gets the spec's BIGINT.
 BigId = BigInteger().with_variant(Integer, "sqlite")
 UnsignedInt = Integer().with_variant(MYSQL_INTEGER(unsigned=True), "mysql", "mariadb")
+# MariaDB's TEXT stops at 64 KB: one bulk action's addresses and changes outgrow it at ~2,000 accounts.
+LongText = Text().with_variant(LONGTEXT(), "mysql", "mariadb")
 
 # InnoDB + utf8mb4 with a case-insensitive collation: Dovecot matches `JANE@x` to `jane@x` there.
 MYSQL_TABLE_ARGS = {
@@ -256,6 +259,6 @@ class AdminEvent(Base):
     actor: Mapped[str] = mapped_column(String(255), index=True)
     action: Mapped[str] = mapped_column(String(32), index=True)
     # The addresses, domains, aliases or groups the change touched, one per line.
-    targets: Mapped[str] = mapped_column(Text)
+    targets: Mapped[str] = mapped_column(LongText)
     # JSON {target: {field: [old, new]}} for quota and status changes; null when nothing to show.
-    changes: Mapped[str | None] = mapped_column(Text)
+    changes: Mapped[str | None] = mapped_column(LongText)

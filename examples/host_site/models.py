@@ -20,6 +20,10 @@ class User(UserMixin, db.Model):
     # Only staff may use the mail admin: the host decides that, through OpMail(access=...).
     is_staff: Mapped[bool] = mapped_column(default=False)
 
+    def __str__(self) -> str:
+        # What opmail's audit log shows as the admin who made a change.
+        return self.email
+
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
 

@@ -6,7 +6,8 @@ from flask import abort, current_app, g, make_response, redirect, request, url_f
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms import ValidationError
 
-from ..auth import admin_access_allowed
+from .. import audit
+from ..auth import acting_admin_name, admin_access_allowed
 from ..htmx import is_htmx, redirect_client
 
 
@@ -78,6 +79,8 @@ class ProtectedView:
         refused = super()._handle_view(name, **kwargs)
         if refused is None:
             check_csrf()
+            # Every rule this request runs records its change under this name (opmail.audit).
+            audit.set_actor(acting_admin_name())
         return refused
 
     def render(self, template: str, **kwargs):
