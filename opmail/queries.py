@@ -9,6 +9,7 @@ from sqlalchemy.orm import aliased
 
 from .db import get_session
 from .models import (
+    AdminEvent,
     MailAccount,
     MailAlias,
     MailAutoresponder,
@@ -283,6 +284,15 @@ def domain_contents(domain_id: int) -> dict[str, int]:
             select(func.count(MailAlias.alias_email.distinct())).where(MailAlias.domain_id == domain_id)
         ),
     }
+
+
+def recent_admin_events(limit: int = 10) -> list:
+    """The latest admin changes, newest first (the dashboard's Last admin actions)."""
+    return get_session().execute(
+        select(AdminEvent.occurred_at, AdminEvent.actor, AdminEvent.action, AdminEvent.targets)
+        .order_by(AdminEvent.occurred_at.desc(), AdminEvent.id.desc())
+        .limit(limit)
+    ).all()
 
 
 def has_two_factor(email: str) -> bool:

@@ -10,10 +10,11 @@ from flask_admin.theme import Bootstrap4Theme
 from flask_wtf.csrf import generate_csrf
 
 from ..auth import current_admin
-from ..models import MailAccount, MailDomain, SyncEvent
+from ..models import AdminEvent, MailAccount, MailDomain, SyncEvent
 from . import format, login
 from .accounts import AccountsView
 from .aliases import AliasesView
+from .audit_log import AuditLogView
 from .autoresponders import AutorespondersView
 from .base import check_csrf
 from .dashboard import DashboardView
@@ -81,6 +82,7 @@ def init_admin(app: Flask, host_admin: Admin | None = None, url_prefix: str | No
     admin.add_view(AutorespondersView(name="Autoresponders", endpoint="opmail_autoresponders", url="autoresponders"))
     admin.add_view(GroupsView(name="Groups", endpoint="opmail_groups", url="groups"))
     admin.add_view(SyncLogView(SyncEvent, db, name="Sync Log", endpoint="opmail_sync_log", url="sync-log"))
+    admin.add_view(AuditLogView(AdminEvent, db, name="Audit Log", endpoint="opmail_audit", url="audit"))
     admin.add_view(DovecotView(name="Dovecot", endpoint="opmail_dovecot", url="dovecot"))
     format.register(app)
     app.register_blueprint(assets)

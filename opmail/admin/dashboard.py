@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_admin import AdminIndexView, expose
 
-from ..queries import dashboard_figures, recent_syncs
+from ..queries import dashboard_figures, recent_admin_events, recent_syncs
 from .base import ProtectedView
 
 
@@ -12,5 +12,8 @@ class DashboardView(ProtectedView, AdminIndexView):
     @expose("/")
     def index(self):
         return self.render(
-            "opmail/admin/dashboard.html", figures=dashboard_figures(), recent_syncs=recent_syncs()
+            "opmail/admin/dashboard.html",
+            figures=dashboard_figures(),
+            recent_syncs=recent_syncs(),
+            admin_events=recent_admin_events(),
         )

@@ -1,4 +1,4 @@
-"""Template filters for what the lists show: quota, sizes, times."""
+"""Template filters for what the lists show: quota, sizes, times, addresses."""
 
 from __future__ import annotations
 
@@ -42,6 +42,13 @@ def when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
 
 
+def display_target(stored: str) -> str:
+    """An audit log target (address, alias, domain or group name) in its readable form."""
+    return display_address(stored) if "@" in stored else display_domain(stored)
+
+
 def register(app: Flask) -> None:
-    for function in (quota_label, size_label, used_percent, usage_level, when, display_domain, display_address):
+    for function in (
+        quota_label, size_label, used_percent, usage_level, when, display_domain, display_address, display_target
+    ):
         app.add_template_filter(function, "opmail_" + function.__name__)
