@@ -19,10 +19,10 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 
 from examples.host_site import create_app as create_host_app
-from examples.host_site.models import Site, add_user, db as host_db
+from examples.host_site.models import Site, User, add_user, db as host_db
 from opmail import ConfigError, OpMail
 from opmail.db import create_schema, get_engine
-from opmail.models import Base, MailAccount
+from opmail.models import AdminEvent, Base, MailAccount
 from tests.conftest import ADMIN_PASSWORD, AdminClient, csrf_from
 from tests.helpers import add_account, add_domain, rows, snapshot
 
@@ -109,6 +109,7 @@ def staff(host):
         ("/admin/mail/accounts/", "jane@example.com"),
         ("/admin/mail/domains/", "example.com"),
         ("/admin/mail/sync-log/", "Sync Log"),
+        ("/admin/mail/audit/", "Audit Log"),
     ],
 )
 def test_host_and_opmail_pages_both_work(host, staff, url, shows):
@@ -214,6 +215,21 @@ def test_search_and_bulk_suspend_inside_the_host_admin(host, staff):
         ("bob@example.com", True),
         ("jane@example.com", False),
     ]
+
+
+@pytest.mark.parametrize("prints_itself", [True, False])
+def test_the_audit_log_names_the_host_user(host, staff, monkeypatch, prints_itself):
+    if not prints_itself:
+        # A host user class without __str__: the log names it by Flask-Login's get_id().
+        monkeypatch.delattr(User, "__str__")
+    actor = STAFF if prints_itself else "1"
+    add_domain(host)
+    assert staff.post("/admin/mail/domains/new/", {"domain": "new.example"}).status_code == 302
+    assert rows(host, sa.select(AdminEvent.actor, AdminEvent.action, AdminEvent.targets)) == [
+        (actor, "domain.create", "new.example")
+    ]
+    card = staff.get("/admin/mail/").text.partition('id="admin-actions"')[2]
+    assert f'href="/admin/mail/audit/?flt0_admin_equals={actor}">{actor}</a>' in card
 
 
 def test_delete_dialog_checks_the_host_users_own_password(host, staff):

@@ -48,7 +48,7 @@ def test_search_and_bulk_suspend_work_under_the_csp(
 
 
 @pytest.mark.parametrize(
-    "url", ["/admin/", "/admin/accounts/new/", "/admin/domains/", "/admin/sync-log/", "/admin/dovecot/"]
+    "url", ["/admin/", "/admin/accounts/new/", "/admin/domains/", "/admin/sync-log/", "/admin/audit/", "/admin/dovecot/"]
 )
 def test_admin_pages_load_without_csp_refusals(
     logged_in_page: Page, csp_violations: list[str], url: str
