@@ -75,6 +75,8 @@ class AuditLogView(ProtectedView, ModelView):
     can_create = False
     can_edit = False
     can_delete = False
+    # Not even routes that refuse: a log offers no way to add, change or remove an event (404).
+    create_view = edit_view = delete_view = ajax_update = None
     # The details page lists every target of a big bulk action.
     can_view_details = True
     column_list = ("occurred_at", "actor", "action", "targets")
