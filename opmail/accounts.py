@@ -869,10 +869,10 @@ class ImportRow:
 
     @property
     def password_label(self) -> str:
-        """What the password cell holds, for the preview: the scheme of a hash, or "password"."""
+        """What the password cell holds, for the preview: the scheme of a hash, or "plain"."""
         if self.stored_hash:
             return self.stored_hash[1:].partition("}")[0] + " hash"
-        return "password" if self.cells.get("password") else "—"
+        return "plain (hashed on import)" if self.cells.get("password") else "—"
 
 
 @dataclass
