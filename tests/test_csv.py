@@ -372,6 +372,18 @@ def test_confirm_checks_the_file_again_and_writes_nothing_when_the_database_chan
     assert snapshot(app) == before
 
 
+def test_an_address_added_during_the_write_rolls_back_every_chunk(app, domains):
+    # 600 rows = two INSERT chunks: the clash is in the second, after the first went in.
+    text = HEADER + "".join(f"u{i:03d}@example.com,{{BLF-CRYPT}}$2y$04${'a' * 53},,,\n" for i in range(600))
+    with app.app_context():
+        check = accounts.check_import(text.encode())
+    add_account(app, "u599@example.com")
+    before = snapshot(app)
+    with app.app_context(), pytest.raises(accounts.InvalidInput, match="added meanwhile: nothing was written"):
+        accounts.import_accounts(check)
+    assert snapshot(app) == before
+
+
 @pytest.mark.parametrize("token", ["", "../../secret_key", "A" * 32, "not a token"])
 def test_confirm_with_an_unknown_token_writes_nothing(app, admin, domains, token):
     before = snapshot(app)
