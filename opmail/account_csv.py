@@ -119,14 +119,17 @@ def _cells(cells: list[str]) -> str:
     return f"{len(cells)} cell{'' if len(cells) == 1 else 's'}"
 
 
+def _unknown_column(name: str) -> str:
+    if not name:
+        return "A column in the first row has no name."
+    if ";" in name:
+        # Spreadsheets in many European locales save "CSV" with semicolons.
+        return f"Unknown column {name!r}: separate the columns with commas."
+    return f"Unknown column {name!r}: the columns are {', '.join(IMPORT_COLUMNS)}."
+
+
 def _header_ok(header: list[str], table: CsvTable) -> bool:
-    problems = [
-        CsvProblem(1, None, f"Unknown column {name!r}: the columns are {', '.join(IMPORT_COLUMNS)}.")
-        if name
-        else CsvProblem(1, None, "A column in the first row has no name.")
-        for name in header
-        if name not in IMPORT_COLUMNS
-    ]
+    problems = [CsvProblem(1, None, _unknown_column(name)) for name in header if name not in IMPORT_COLUMNS]
     problems += [
         CsvProblem(1, name, f"The column {name} appears twice.")
         for name in IMPORT_COLUMNS

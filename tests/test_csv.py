@@ -75,10 +75,10 @@ def domains(app):
 # --- export ---------------------------------------------------------------------------------------
 
 
-def test_export_downloads_every_matching_account_not_only_the_page(app, admin, domains):
+def test_export_downloads_every_matching_account_not_only_the_page(app, admin):
+    domain_id = add_domain(app)
     with app.app_context():
         db = get_session()
-        domain_id = db.scalar(sa.select(MailAccount.domain_id).limit(1)) or 1
         db.add_all(
             MailAccount(email=f"u{i:03d}@example.com", domain_id=domain_id, password="{BLF-CRYPT}x")
             for i in range(120)
@@ -203,6 +203,15 @@ def test_import_previews_then_adds_every_account_in_one_go(app, admin, domains):
     assert len(account_rows(app)) == 3
 
 
+@pytest.mark.parametrize("app_overrides", [{"DOVECOT_PASSWORD_SCHEME": "SHA512-CRYPT"}])
+def test_import_hashes_plain_passwords_with_the_configured_scheme(app, runner, domains, tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text(HEADER + "a@example.com,pass word 1,,,\n")
+    assert runner.invoke(args=["opmail", "import-accounts", str(path)]).exit_code == 0
+    (stored,) = rows(app, sa.select(MailAccount.password))[0]
+    assert stored.startswith("{SHA512-CRYPT}$6$rounds=5000$") and verify_password("pass word 1", stored)
+
+
 def test_import_accepts_excel_csv_with_bom_crlf_and_only_the_required_columns(app, admin, domains):
     preview = upload(admin, "\ufeffEmail,Password\r\nann@example.com,pass word 1\r\n\r\n,\r\nben@example.com,pass word 2\r\n".encode())
     assert ">Import 2 accounts</button>" in preview.text
@@ -318,7 +327,7 @@ def test_every_bad_row_is_listed_at_once_beside_the_good_ones(app, admin, domain
         (HEADER.encode(), "a header but no accounts"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not UTF-8"),
         (b"email,password\n\x00\x01\x02,x\n", "binary data"),
-        ("email;password\na@example.com;pw\n".encode(), "Unknown column 'email;password'"),
+        ("email;password\na@example.com;pw\n".encode(), "Unknown column 'email;password': separate the columns with commas."),
         (b"mail,pass\na@example.com,pw\n", "Unknown column 'mail'"),
         (b"email,password,email\na,b,c\n", "The column email appears twice."),
         (b"email,quota_mb\na@example.com,1\n", "must name the column password"),
