@@ -26,7 +26,7 @@ ACTIONS = (
     "alias.create", "alias.update", "alias.enable", "alias.disable", "alias.delete",
     "autoresponder.create", "autoresponder.update", "autoresponder.delete",
     "group.create", "group.update", "group.delete", "group.add", "group.remove",
-    "import",
+    "account.import",
 )
 
 

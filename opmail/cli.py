@@ -11,7 +11,8 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from . import demo, dovecot
+from . import accounts, audit, demo, dovecot
+from .account_csv import MAX_BYTES
 from .addresses import InvalidInput
 from .auth import create_first_admin, set_admin_password, unlock_admin
 from .db import create_schema
@@ -183,6 +184,41 @@ def seed_demo(accounts: int, domains: int, password: str | None) -> None:
         raise click.ClickException(str(error)) from None
     click.echo(f"Added {report.accounts:,} accounts in {report.domains:,} demo domains.")
     click.echo(f"Every demo account's password: {password}")
+
+
+def _accounts(count: int) -> str:
+    return f"{count:,} account{'' if count == 1 else 's'}"
+
+
+@opmail_cli.command("import-accounts")
+@click.argument("file", type=click.File("rb"))
+@click.option("--dry-run", is_flag=True, help="Check the file and report, but write nothing.")
+@with_appcontext
+def import_accounts_command(file, dry_run: bool) -> None:
+    """Add the accounts of CSV FILE (columns: email, password, quota_mb, display_name, status).
+
+    Every row is checked first; with any problem, each is printed with its row number and nothing
+    is written. Otherwise all accounts are added in one transaction.
+    """
+    # One byte past the limit is enough for the check to say the file is too large.
+    check = accounts.check_import(file.read(MAX_BYTES + 1))
+    if not check.ok:
+        for problem in check.problems:
+            where = f"row {problem.row}" if problem.row else "file"
+            if problem.column:
+                where += f", {problem.column}"
+            click.echo(f"{where}: {problem.message}", err=True)
+        rows = f"{check.bad_rows:,} of {len(check.rows):,} rows have problems. " if check.rows else ""
+        raise click.ClickException(f"{rows}Nothing was written.")
+    if dry_run:
+        click.echo(f"{_accounts(len(check.rows))} can be imported (dry run: nothing was written).")
+        return
+    try:
+        with audit.acting_as("cli"), click.progressbar(length=len(check.rows), label="Hashing passwords") as bar:
+            emails = accounts.import_accounts(check, progress=bar.update)
+    except InvalidInput as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"Imported {_accounts(len(emails))}.")
 
 
 @opmail_cli.command("unlock-admin")

@@ -1,24 +1,29 @@
-"""Admin → Accounts: the list (search, filters, sort, pages, bulk actions) and the account page."""
+"""Admin → Accounts: the list (search, filters, sort, pages, bulk actions, CSV export and import) and
+the account page."""
 
 from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlsplit
 
-from flask import abort, flash, redirect, request
+from flask import Response, abort, flash, redirect, request, stream_with_context
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
 from werkzeug.datastructures import MultiDict
 
 from .. import accounts
+from ..account_csv import EXPORT_COLUMNS, MAX_BYTES, write_csv
 from ..addresses import InvalidInput
 from ..auth import confirm_password
 from ..htmx import is_htmx, toast
-from ..models import MailAccount
+from ..models import MailAccount, utcnow
 from ..queries import (
+    PER_PAGE,
     STATUSES,
     TWO_FACTOR_CHOICES,
     AccountFilters,
+    Page,
+    account_export,
     account_groups,
     account_page,
     autoresponder_page,
@@ -26,15 +31,23 @@ from ..queries import (
     group_choices,
     has_two_factor,
 )
+from . import uploads
 from .base import ProtectedView
 from .forms import (
     AccountCreateForm,
     AccountDetailsForm,
+    AccountImportConfirmForm,
+    AccountImportForm,
     AdminForm,
     AdminPasswordForm,
     PasswordResetForm,
     TwoFactorDisableForm,
 )
+
+
+# Plain passwords are hashed within the request (bcrypt cost 12 ≈ 0.25 s each): bigger files go
+# through ``flask opmail import-accounts``, which takes account_csv.MAX_ROWS.
+IMPORT_MAX_ROWS = 1_000
 
 
 def _plural(count: int, noun: str = "account") -> str:
@@ -131,6 +144,65 @@ class AccountsView(ProtectedView, ModelView):
         if ids and not confirm_password(request.form.get("admin_password", "")):
             return self._bulk_done("Wrong admin password: nothing was deleted.", "error")
         return self._bulk(ids, accounts.delete_accounts, "deleted (Maildirs are left on disk)")
+
+    # --- CSV export and import ----------------------------------------------------------------------
+
+    @expose("/export/")
+    def export_view(self):
+        """Every account the list's filters match, as CSV, streamed as it is read."""
+        filters = AccountFilters.from_args(request.args)
+        chunks = write_csv(EXPORT_COLUMNS, account_export(filters))
+        response = Response(stream_with_context(chunks), mimetype="text/csv")
+        response.headers["Content-Disposition"] = f'attachment; filename="accounts-{utcnow():%Y%m%d-%H%M}.csv"'
+        return response
+
+    def render_import(self, form: AccountImportForm, token: str | None = None, status: int = 200):
+        """The upload form, and with ``token`` the preview of that file: its problems, one page of rows."""
+        context = {"form": form, "token": token, "check": None, "max_rows": IMPORT_MAX_ROWS}
+        if token:
+            check = accounts.check_import(uploads.load(token) or b"", IMPORT_MAX_ROWS)
+            pages = max(1, -(-len(check.rows) // PER_PAGE))
+            page = min(max(1, accounts.get_id(request.args.get("page")) or 1), pages)
+            rows = check.rows[(page - 1) * PER_PAGE : page * PER_PAGE]
+            context.update(
+                check=check,
+                page=Page(rows=rows, total=len(check.rows), page=page, per_page=PER_PAGE),
+                list_url=lambda page=1: self.get_url(".import_view", token=token, page=page),
+                confirm=AccountImportConfirmForm(formdata=None, token=token),
+            )
+        return self.render("opmail/admin/accounts/import.html", **context), status
+
+    @expose("/import/", methods=("GET", "POST"))
+    def import_view(self):
+        """GET: the upload form, or (``?token=``) the preview. POST: keep the upload, show its preview."""
+        token = request.args.get("token")
+        if token and uploads.load(token) is None:
+            flash("That upload has expired: upload the file again.", "error")
+            return redirect(self.get_url(".import_view"))
+        form = AccountImportForm()
+        if form.validate_on_submit():
+            # One byte past the limit is enough for the check to say the file is too large.
+            token = uploads.keep(form.file.data.stream.read(MAX_BYTES + 1))
+            return redirect(self.get_url(".import_view", token=token))
+        return self.render_import(form, token, 422 if form.errors else 200)
+
+    @expose("/import/confirm/", methods=("POST",))
+    def import_confirm_view(self):
+        """Check the kept file again (the database may have changed) and import it, all or nothing."""
+        form = AccountImportConfirmForm()
+        data = uploads.load(form.token.data or "") if form.validate_on_submit() else None
+        if data is None:
+            flash("That upload has expired: upload the file again.", "error")
+            return redirect(self.get_url(".import_view"))
+        check = accounts.check_import(data, IMPORT_MAX_ROWS)
+        try:
+            emails = accounts.import_accounts(check)
+        except InvalidInput as error:
+            flash(error.message, "error")
+            return self.render_import(AccountImportForm(formdata=None), form.token.data, 422)
+        uploads.discard(form.token.data)
+        flash(f"Imported {_plural(len(emails))}.", "success")
+        return redirect(self.get_url(".index_view"))
 
     # --- create ------------------------------------------------------------------------------------
 

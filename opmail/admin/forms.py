@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
+from flask_wtf.file import FileField, FileRequired
+from wtforms import BooleanField, DateField, HiddenField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Optional
 
 from ..addresses import InvalidInput
@@ -24,6 +25,17 @@ class AccountCreateForm(AdminForm):
     email = StringField("Email address", validators=[InputRequired()], render_kw={"autocomplete": "off"})
     password = PasswordField("Password", validators=[InputRequired()], render_kw={"autocomplete": "new-password"})
     quota_mb = StringField("Quota (MB)", default="0", render_kw={"inputmode": "numeric"})
+
+
+class AccountImportForm(AdminForm):
+    file = FileField(
+        "CSV file", validators=[FileRequired("Choose a CSV file to upload.")], render_kw={"accept": ".csv,text/csv"}
+    )
+
+
+class AccountImportConfirmForm(AdminForm):
+    # Names the uploaded file kept on the server (admin/uploads.py), never the file itself.
+    token = HiddenField()
 
 
 class AccountDetailsForm(AdminForm):
