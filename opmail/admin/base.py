@@ -7,6 +7,7 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms import ValidationError
 
 from ..auth import admin_access_allowed
+from ..errors import add_page_handlers
 from ..htmx import is_htmx, redirect_client
 
 
@@ -55,6 +56,12 @@ class ProtectedView:
             response = make_response(self.render(f"{folder}/list.html", **context, **extra), status)
         response.vary.add("HX-Request")
         return response
+
+    def create_blueprint(self, admin):
+        # Each view is its own blueprint: its outage and rate-limit pages stay off a host's pages.
+        blueprint = super().create_blueprint(admin)
+        add_page_handlers(blueprint)
+        return blueprint
 
     def is_accessible(self) -> bool:
         return admin_access_allowed()
