@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import InputRequired, Optional
 
 from ..addresses import InvalidInput
@@ -26,7 +35,13 @@ class AccountCreateForm(AdminForm):
     quota_mb = StringField("Quota (MB)", default="0", render_kw={"inputmode": "numeric"})
 
 
-class AccountDetailsForm(AdminForm):
+class AccountVersionForm(AdminForm):
+    """A form that changes an account: it carries the account's version it was rendered from."""
+
+    version = HiddenField()
+
+
+class AccountDetailsForm(AccountVersionForm):
     display_name = StringField("Display name")
     quota_mb = StringField("Quota (MB)", render_kw={"inputmode": "numeric"})
     status = SelectField(
@@ -34,7 +49,7 @@ class AccountDetailsForm(AdminForm):
     )
 
 
-class PasswordResetForm(AdminForm):
+class PasswordResetForm(AccountVersionForm):
     new_password = PasswordField("New Password", render_kw={"autocomplete": "new-password"})
     confirm_password = PasswordField("Confirm Password", render_kw={"autocomplete": "new-password"})
 
