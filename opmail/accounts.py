@@ -274,7 +274,8 @@ def _update_unchanged(db: Session, account_id: int, expected_version: str, **val
     seen = dict(zip(VERSIONED, (expected_version or "").split(".")))
     moved = [name for name, value in zip(VERSIONED, current) if seen.get(name) != _digest(value)]
     if not moved:
-        unchanged = (column.is_not_distinct_from(value) for column, value in zip(VERSIONED.values(), current))
+        columns = VERSIONED.values()
+        unchanged = (column.is_not_distinct_from(value) for column, value in zip(columns, current))
         written = db.execute(
             update(MailAccount)
             .where(MailAccount.id == account_id, *unchanged)
@@ -291,7 +292,12 @@ def _update_unchanged(db: Session, account_id: int, expected_version: str, **val
 
 
 def update_account(
-    account_id: int, *, display_name: str | None, quota_mb: int, is_active: bool, expected_version: str
+    account_id: int,
+    *,
+    display_name: str | None,
+    quota_mb: int,
+    is_active: bool,
+    expected_version: str,
 ) -> None:
     """Save the account page's details (the address itself never changes), unless someone else
     changed the account since the page showed ``expected_version``."""
