@@ -86,7 +86,10 @@ class OpMail:
         ``DOVECOT_PASSWORD_SCHEME`` ("BLF-CRYPT"), ``MAIL_SYNC_SECRET`` ("" = webhook off),
         ``MAILDIR_ROOT`` ("/var/mail"), ``OPMAIL_BCRYPT_ROUNDS`` (12),
         ``OPMAIL_SYNC_URL`` ("/api/sync/account", or the ``sync_url`` argument),
-        ``MAIL_SYNC_REQUIRE_SIGNATURE`` (False), ``OPMAIL_IDLE_MINUTES`` (30); the rate limits
+        ``MAIL_SYNC_REQUIRE_SIGNATURE`` (False), ``OPMAIL_IDLE_MINUTES`` (30),
+        ``MAIL_ADMIN_PREFIX`` (the ``url_prefix`` argument, else ``/admin`` with opmail's own
+        Admin, ``<host admin url>/mail`` in the host's), ``MAIL_ADMIN_IPS`` ("" = any address;
+        else comma-separated addresses/CIDRs that alone may open the admin area); the rate limits
         ``RATELIMIT_STORAGE_URI`` ("memory://"), ``OPMAIL_PASSWORD_RATE_LIMIT`` and
         ``OPMAIL_SYNC_FAILURE_RATE_LIMIT`` ("10 per minute"), filled in ``opmail.security``.
         """
@@ -104,6 +107,8 @@ class OpMail:
         app.config.setdefault("MAIL_SYNC_REQUIRE_SIGNATURE", False)
         app.config.setdefault("OPMAIL_IDLE_MINUTES", 30)
         app.config.setdefault("OPMAIL_SYNC_URL", self.sync_url or sync.URL)
+        app.config.setdefault("MAIL_ADMIN_PREFIX", self.url_prefix or self._default_prefix())
+        app.config.setdefault("MAIL_ADMIN_IPS", "")
         check_settings(app.config)
         if BIND_KEY not in app.config.get("SQLALCHEMY_BINDS", {}):
             raise ConfigError(
@@ -115,7 +120,13 @@ class OpMail:
             raise ConfigError(
                 "The Admin given to OpMail belongs to another app: create one Admin per app."
             )
-        db = self.db or app.extensions.get("sqlalchemy") or SQLAlchemy(app)
+        # An engine opmail creates pre-pings its connections: after a database restart the next
+        # request gets a fresh connection instead of an error.
+        db = (
+            self.db
+            or app.extensions.get("sqlalchemy")
+            or SQLAlchemy(app, engine_options={"pool_pre_ping": True})
+        )
 
         app.extensions["opmail"] = OpMailState(
             db=db, access=self.access, admin=self.admin, confirm_password=self.confirm_password
@@ -123,10 +134,14 @@ class OpMail:
         with app.app_context():
             enforce_sqlite_foreign_keys(db.engines[BIND_KEY])
 
-        init_admin(app, self.admin, self.url_prefix)
+        init_admin(app, self.admin, app.config["MAIL_ADMIN_PREFIX"])
         security.init_app(app)
         app.cli.add_command(cli.opmail_cli)
         app.register_blueprint(sync.bp, url_prefix=app.config["OPMAIL_SYNC_URL"])
+
+    def _default_prefix(self) -> str:
+        """``/admin`` for opmail's own Admin; inside a host's Admin, ``<its url>/mail``."""
+        return "/admin" if self.admin is None else f"{self.admin.url.rstrip('/')}/mail"
 
 
 class _HttpsAwareSessionInterface(SecureCookieSessionInterface):

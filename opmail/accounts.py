@@ -7,6 +7,7 @@ lists and run one set-based statement per table, whatever the selection size.
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -261,40 +262,100 @@ def get_account(account_id: object) -> MailAccount | None:
     return get_session().get(MailAccount, account_id) if account_id else None
 
 
+# What the account page shows or edits, and what the Panel and the bulk actions change: the
+# version of an account the page was opened on (optimistic concurrency), with a name for each.
+VERSIONED = {
+    "display name": MailAccount.display_name,
+    "quota": MailAccount.quota_mb,
+    "status": MailAccount.is_active,
+    "password": MailAccount.password,
+    "deletion": MailAccount.deleted_at,
+}
+
+
+def _digest(value: object) -> str:
+    # 8 hex characters per field tell a change apart well enough, and name the fields that moved.
+    # The password hash is salted: its digest tells the page nothing about the password.
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:8]
+
+
+def account_version(account: MailAccount) -> str:
+    """The version of ``account`` a form carries, to be handed back as ``expected_version``."""
+    return ".".join(_digest(getattr(account, column.key)) for column in VERSIONED.values())
+
+
+def _update_unchanged(
+    db: Session, account_id: int, expected_version: str, **values
+) -> tuple[str, dict[str, object]]:
+    """Write ``values`` to the account if it is still at ``expected_version``, else refuse.
+    Returns the account's address and the versioned fields as they were before the write.
+
+    FOR UPDATE holds the row on MariaDB until the commit. SQLite ignores it (and reads outside the
+    write transaction), so the UPDATE repeats the check in its WHERE: a change that lands between
+    the read and the write matches no row, and nothing is written.
+    """
+    row = db.execute(
+        select(MailAccount.email, *VERSIONED.values()).where(MailAccount.id == account_id).with_for_update()
+    ).one_or_none()
+    if row is None:
+        raise InvalidInput("That account no longer exists.")
+    email, *current = row
+    seen = dict(zip(VERSIONED, (expected_version or "").split(".")))
+    moved = [name for name, value in zip(VERSIONED, current) if seen.get(name) != _digest(value)]
+    if not moved:
+        columns = VERSIONED.values()
+        unchanged = (column.is_not_distinct_from(value) for column, value in zip(columns, current))
+        written = db.execute(
+            update(MailAccount)
+            .where(MailAccount.id == account_id, *unchanged)
+            .values(**values, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if written:
+            return email, dict(zip(VERSIONED, current))
+    raise InvalidInput(
+        f"This account was changed by someone else ({', '.join(moved) or 'just now'}) since you"
+        " opened this page. Reload to see the current values.",
+        "version",
+    )
+
+
 def update_account(
-    account_id: int, *, display_name: str | None, quota_mb: int, is_active: bool
-) -> MailAccount:
-    """Save the account page's details (the address itself never changes)."""
+    account_id: int,
+    *,
+    display_name: str | None,
+    quota_mb: int,
+    is_active: bool,
+    expected_version: str,
+) -> None:
+    """Save the account page's details (the address itself never changes), unless someone else
+    changed the account since the page showed ``expected_version``."""
     display_name = check_display_name(display_name)
     quota_mb = check_quota(quota_mb)
     with transaction() as db:
-        account = db.get(MailAccount, account_id)
-        if account is None:
-            raise InvalidInput("That account no longer exists.")
+        email, before = _update_unchanged(
+            db, account_id, expected_version,
+            display_name=display_name, quota_mb=quota_mb, is_active=is_active,
+        )
         changes = audit.diff(
-            {"quota_mb": account.quota_mb, "status": ACCOUNT_STATUS[account.is_active]},
+            {"quota_mb": before["quota"], "status": ACCOUNT_STATUS[before["status"]]},
             {"quota_mb": quota_mb, "status": ACCOUNT_STATUS[is_active]},
         )
-        account.display_name = display_name
-        account.quota_mb = quota_mb
-        account.is_active = is_active
-        audit.record(db, "account.update", [account.email], {account.email: changes} if changes else None)
-    return account
+        audit.record(db, "account.update", [email], {email: changes} if changes else None)
 
 
-def reset_password(account_id: int, new_password: str, confirm_password: str) -> MailAccount:
-    """Set a new mailbox password (hashed in the configured scheme)."""
+def reset_password(
+    account_id: int, new_password: str, confirm_password: str, *, expected_version: str
+) -> None:
+    """Set a new mailbox password (hashed in the configured scheme), unless someone else, e.g. the
+    Panel's password sync, changed the account since the page showed ``expected_version``."""
     if new_password != confirm_password:
         raise InvalidInput("The two passwords do not match.", "confirm_password")
     password_hash = _hash(new_password, "new_password")
     with transaction() as db:
-        account = db.get(MailAccount, account_id)
-        if account is None:
-            raise InvalidInput("That account no longer exists.")
-        account.password = password_hash
+        email, _ = _update_unchanged(db, account_id, expected_version, password=password_hash)
         # That it happened, never what it became.
-        audit.record(db, "account.password", [account.email])
-    return account
+        audit.record(db, "account.password", [email])
 
 
 def _apply_to_accounts(

@@ -50,10 +50,13 @@ def create_admin(username: str, password_stdin: bool) -> None:
 
 
 @opmail_cli.command("first-admin")
-@click.option("--url", default="http://127.0.0.1:5000/admin/", help="Where the admin is served.")
+@click.option(
+    "--url", help="Where the admin is served.  [default: http://127.0.0.1:5000<MAIL_ADMIN_PREFIX>/]"
+)
 @with_appcontext
-def first_admin(url: str) -> None:
+def first_admin(url: str | None) -> None:
     """Print how to log in; when there is no admin yet, create one with a one-time password."""
+    url = url or f"http://127.0.0.1:5000{current_app.config['MAIL_ADMIN_PREFIX']}/"
     password = create_first_admin()
     if password is None:
         click.echo(f"Log in at {url} with your admin account.")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,6 +21,8 @@ ENV_KEYS: dict[str, Any] = {
     "MAILDIR_ROOT": "/var/mail",
     "OPMAIL_BCRYPT_ROUNDS": DEFAULT_BCRYPT_ROUNDS,
     "OPMAIL_IDLE_MINUTES": 30,
+    "MAIL_ADMIN_PREFIX": "/admin",
+    "MAIL_ADMIN_IPS": "",  # empty: every address may open the admin (after logging in)
 }
 
 
@@ -28,6 +32,12 @@ _FLAG_WORDS = {
     **dict.fromkeys(("true", "1", "yes", "on"), True),
     **dict.fromkeys(("false", "0", "no", "off", ""), False),
 }
+
+
+# Path segments of plain URL characters; none may start with "." (no "/..", no hidden names).
+_PREFIX_RE = re.compile(r"(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(RuntimeError):
@@ -74,6 +84,37 @@ def check_settings(config: Mapping[str, Any]) -> None:
     idle = str(config.get("OPMAIL_IDLE_MINUTES", 30))
     if not (idle.isascii() and idle.isdigit() and 1 <= int(idle) <= 24 * 60):
         raise ConfigError("OPMAIL_IDLE_MINUTES must be a whole number of minutes from 1 to 1440.")
+    check_admin_prefix(config.get("MAIL_ADMIN_PREFIX", "/admin"))
+    admin_networks(config)
+
+
+def check_admin_prefix(prefix: object) -> str:
+    """``MAIL_ADMIN_PREFIX``: a path such as ``/admin`` or ``/ops/mail`` (no trailing slash)."""
+    if not (isinstance(prefix, str) and _PREFIX_RE.fullmatch(prefix)):
+        raise ConfigError(
+            "MAIL_ADMIN_PREFIX must be a path like /admin or /ops/mail: a leading /, no trailing /,"
+            f" only letters, digits and . _ ~ - (got {prefix!r})."
+        )
+    return prefix
+
+
+def admin_networks(config: Mapping[str, Any]) -> tuple[Network, ...]:
+    """``MAIL_ADMIN_IPS`` as networks: comma-separated addresses or CIDRs, IPv4 or IPv6 (a list
+    works too). Empty: no restriction."""
+    value = config.get("MAIL_ADMIN_IPS") or ""
+    entries = value.split(",") if isinstance(value, str) else value
+    networks = []
+    for entry in (str(e).strip() for e in entries):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry))
+        except ValueError as error:
+            # ipaddress says why, e.g. "10.0.0.1/8 has host bits set" (meant 10.0.0.0/8?).
+            raise ConfigError(
+                f"MAIL_ADMIN_IPS: {entry!r} is not an IP address or network ({error})."
+            ) from None
+    return tuple(networks)
 
 
 def flag(config: Mapping[str, Any], key: str) -> bool:

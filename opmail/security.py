@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from typing import Callable
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, abort, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
 from . import sync
+from .config import Network, admin_networks
+from .errors import forbidden_address
 
 # Flask-Admin's stock list (the Sync Log) has filter links ``href="javascript:void(0)"
 # onclick="return false;"``: 'unsafe-hashes' with their hashes allows exactly these two no-ops and
@@ -93,6 +96,42 @@ def init_app(app: Flask) -> None:
     app.extensions["opmail_security"] = _SecurityState(frozenset(blueprints), nonce)
     app.after_request(add_security_headers)
     _limit_rates(app)
+    _restrict_addresses(app)
+
+
+def _restrict_addresses(app: Flask) -> None:
+    """With ``MAIL_ADMIN_IPS``, the admin area (``MAIL_ADMIN_PREFIX``) answers 403 to any other
+    client address; the webhook, which has its own secret, is left alone.
+
+    ``request.remote_addr`` is the client: behind a proxy, ProxyFix decides what that is.
+    """
+    networks = admin_networks(app.config)
+    if not networks:
+        return
+    prefix = app.config["MAIL_ADMIN_PREFIX"]
+
+    # A URL value preprocessor, because Flask runs those before every before_request hook: the
+    # address is refused before CSRF checks, rate limits or a login look at the request.
+    @app.url_value_preprocessor
+    def _check_address(_endpoint, _values) -> None:
+        if request.blueprint == sync.bp.name:
+            return
+        if request.path != prefix and not request.path.startswith(prefix + "/"):
+            return
+        if not address_allowed(request.remote_addr, networks):
+            abort(forbidden_address())
+
+
+def address_allowed(remote_addr: str | None, networks: tuple[Network, ...]) -> bool:
+    """Is ``remote_addr`` in one of ``networks``? (An IPv4 client seen as ::ffff:a.b.c.d counts
+    as a.b.c.d.)"""
+    try:
+        address = ipaddress.ip_address(remote_addr or "")
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
 
 
 # Per-client limits (the back-off on the admin row in opmail.auth stops guessing one admin's
@@ -123,7 +162,6 @@ def _limit_rates(app: Flask) -> None:
         exempt_when=lambda: not (
             request.form.get("password") or request.form.get("admin_password")
         ),
-        error_message="Too many password attempts from your address: wait a minute.",
     )
     sync_failures = limiter.limit(
         lambda: current_app.config["OPMAIL_SYNC_FAILURE_RATE_LIMIT"],

@@ -16,10 +16,18 @@ import time
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
+from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
 from .accounts import InvalidSyncCall, apply_sync, check_sync_call
 from .config import flag
+from .errors import (
+    DATABASE_AWAY,
+    DATABASE_AWAY_MESSAGE,
+    DATABASE_RETRY_AFTER,
+    discard_transaction,
+    retry_seconds,
+)
 
 URL = "/api/sync/account"  # the default; OpMail registers the blueprint at OPMAIL_SYNC_URL
 MAX_BODY = 64 * 1024
@@ -133,6 +141,26 @@ def other_method() -> Response:
 @bp.errorhandler(413)
 def _too_large(_error: HTTPException) -> Response:
     return _answer(413, error=f"The body is larger than {MAX_BODY // 1024} KiB.")
+
+
+@bp.errorhandler(RateLimitExceeded)
+def _too_many(error: RateLimitExceeded) -> Response:
+    seconds = retry_seconds(error)
+    response = _answer(429, error=f"{error.description} Try again in {seconds} s.")
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
+def _database_away(error: Exception) -> Response:
+    """The agent retries later: 503 with Retry-After, and nothing of the call was written."""
+    discard_transaction(error)
+    response = _answer(503, error=DATABASE_AWAY_MESSAGE)
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response
+
+
+for _exception in DATABASE_AWAY:
+    bp.register_error_handler(_exception, _database_away)
 
 
 @bp.errorhandler(HTTPException)

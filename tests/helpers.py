@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 
 from opmail import accounts
@@ -40,3 +42,14 @@ def _select_kept(table: sa.Table) -> sa.Select:
 def rows(app, statement) -> list:
     with app.app_context(), get_engine().connect() as connection:
         return connection.execute(statement).all()
+
+
+_VERSION_RE = re.compile(r'name="version"[^>]*value="([^"]*)"')
+
+
+def opened_version(admin, account_id: int) -> str:
+    """The account version the account page's forms carry: what a browser that opened it sends."""
+    page = admin.get(f"/admin/accounts/edit/?id={account_id}")
+    match = _VERSION_RE.search(page.text)
+    assert match, "no version field on the account page"
+    return match.group(1)

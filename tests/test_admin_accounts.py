@@ -22,7 +22,7 @@ from opmail.models import (
 )
 from opmail.passwords import verify_password
 from tests.conftest import ADMIN_PASSWORD
-from tests.helpers import add_account, add_domain, rows, snapshot
+from tests.helpers import add_account, add_domain, opened_version, rows, snapshot
 
 LIST = "/admin/accounts/"
 
@@ -266,7 +266,8 @@ def test_add_account_refuses_bad_input_and_writes_nothing(app, admin, email, pas
 def test_edit_display_name_quota_and_status(app, admin):
     add_domain(app)
     jane = add_account(app, "jane@example.com")
-    response = admin.post(f"/admin/accounts/edit/?id={jane}", {"display_name": "Jane Doe", "quota_mb": "250", "status": "suspended"})
+    details = {"display_name": "Jane Doe", "quota_mb": "250", "status": "suspended", "version": opened_version(admin, jane)}
+    response = admin.post(f"/admin/accounts/edit/?id={jane}", details)
     assert response.status_code == 302
     saved = account(app, "jane@example.com")
     assert (saved.display_name, saved.quota_mb, saved.is_active) == ("Jane Doe", 250, False)
@@ -285,7 +286,7 @@ def test_edit_refuses_bad_input_and_changes_nothing(app, admin, data, message):
     add_domain(app)
     jane = add_account(app, "jane@example.com")
     before = snapshot(app)
-    response = admin.post(f"/admin/accounts/edit/?id={jane}", data)
+    response = admin.post(f"/admin/accounts/edit/?id={jane}", {**data, "version": opened_version(admin, jane)})
     assert response.status_code == 422 and message in response.text
     assert snapshot(app) == before
 
@@ -298,12 +299,13 @@ def test_unknown_account_page_is_404(admin):
 def test_reset_password(app, admin):
     add_domain(app)
     jane = add_account(app, "jane@example.com", password="old password")
-    mismatch = admin.post(f"/admin/accounts/password/?id={jane}", {"new_password": "new one", "confirm_password": "new onE"})
+    url, version = f"/admin/accounts/password/?id={jane}", opened_version(admin, jane)
+    mismatch = admin.post(url, {"new_password": "new one", "confirm_password": "new onE", "version": version})
     assert mismatch.status_code == 422 and "The two passwords do not match." in mismatch.text
-    empty = admin.post(f"/admin/accounts/password/?id={jane}", {"new_password": "", "confirm_password": ""})
+    empty = admin.post(url, {"new_password": "", "confirm_password": "", "version": version})
     assert empty.status_code == 422 and "Enter a password." in empty.text
     assert verify_password("old password", account(app, "jane@example.com").password)
-    done = admin.post(f"/admin/accounts/password/?id={jane}", {"new_password": "new one", "confirm_password": "new one"})
+    done = admin.post(url, {"new_password": "new one", "confirm_password": "new one", "version": version})
     assert done.status_code == 302
     stored = account(app, "jane@example.com").password
     assert verify_password("new one", stored) and not verify_password("old password", stored)

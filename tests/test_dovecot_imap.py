@@ -21,7 +21,7 @@ from opmail.admin.format import size_label
 from opmail.models import MailAccount, MailDomain, MailQuotaUsage
 from tests.conftest import ADMIN_PASSWORD
 from tests.dovecot import PrivateDovecot, dovecot_server  # noqa: F401 (the `dovecot` fixture)
-from tests.helpers import rows
+from tests.helpers import opened_version, rows
 
 PASSWORD = "mailbox-pass-1"
 SYNC_SECRET = secrets.token_hex(16)
@@ -114,7 +114,12 @@ def test_status_on_the_account_page_decides_login(dovecot, admin, domain):
     for status, can_log_in in (("suspended", False), ("active", True)):
         response = admin.post(
             f"/admin/accounts/edit/?id={account_id}",
-            {"display_name": "Jane", "quota_mb": "0", "status": status},
+            {
+                "display_name": "Jane",
+                "quota_mb": "0",
+                "status": status,
+                "version": opened_version(admin, account_id),
+            },
         )
         assert response.status_code == 302, response.text
         assert dovecot.can_log_in(f"jane@{domain}", PASSWORD) is can_log_in
@@ -133,7 +138,11 @@ def test_reset_password_replaces_the_old_one(dovecot, admin, domain):
     account_id = add_account(admin, f"jane@{domain}")
     response = admin.post(
         f"/admin/accounts/password/?id={account_id}",
-        {"new_password": "brand-new-pass", "confirm_password": "brand-new-pass"},
+        {
+            "new_password": "brand-new-pass",
+            "confirm_password": "brand-new-pass",
+            "version": opened_version(admin, account_id),
+        },
     )
     assert response.status_code == 302, response.text
     assert not dovecot.can_log_in(f"jane@{domain}", PASSWORD)

@@ -261,6 +261,23 @@ def test_a_template_in_the_host_folder_overrides_opmails(host, tmp_path):
     assert 'id="host-login-box"' in page  # still inside the host's theme
 
 
+def test_admin_ips_guard_opmails_prefix_only(db_url, tmp_path):
+    """In a host's Admin, MAIL_ADMIN_IPS keeps other addresses out of opmail's area, not the host's."""
+    app = make_host(db_url, tmp_path / "guarded", MAIL_ADMIN_IPS="192.0.2.0/24")
+    try:
+        inside, outside = HostClient(app.test_client()), HostClient(app.test_client())
+        inside.client.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+        outside.client.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+        assert inside.login().status_code == 302 and outside.login().status_code == 302
+        assert inside.get("/admin/mail/accounts/").status_code == 200
+        refused = outside.get("/admin/mail/accounts/")
+        assert refused.status_code == 403 and "cannot be opened from your address" in refused.text
+        assert outside.get("/admin/host_sites/").status_code == 200  # the host's own admin view
+        assert outside.get("/domain/shop.example.org").status_code == 200
+    finally:
+        empty_mail_tables(app)
+
+
 def test_two_host_apps_in_one_process_share_nothing(db_url, tmp_path):
     first = make_host(db_url, tmp_path / "first")
     second = make_host(

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, AdminClient, make_app, require
-from tests.helpers import add_account, add_domain
+from tests.helpers import add_account, add_domain, snapshot
 
 REDIS = "redis://127.0.0.1:6379"
 SECRET = "0123456789abcdef0123456789abcdef"
@@ -65,10 +65,18 @@ def test_login_attempts_per_address(app, admin_user):
         assert guesser.login(username="someone", password="wrong").status_code == 401
     refused = guesser.login(password=ADMIN_PASSWORD)
     assert refused.status_code == 429
-    assert "Too many password attempts from your address" in refused.text
+    assert_retry_page(refused)
     assert guesser.client.get("/admin/login").status_code == 200  # the page itself is not limited
     # Another address is not held back, and logs in.
     assert from_address(app, "198.51.100.1").login().status_code == 302
+
+
+def assert_retry_page(response):
+    """opmail's small 429 page: when to try again, in the text and in Retry-After."""
+    seconds = int(response.headers["Retry-After"])
+    assert 50 <= seconds <= 60  # the rest of the minute's window
+    assert f"Too many attempts. Try again in {seconds} seconds." in response.text
+    assert response.mimetype == "text/html" and "Traceback" not in response.text
 
 
 def test_password_forms_share_one_count(app, admin_user):
@@ -79,7 +87,29 @@ def test_password_forms_share_one_count(app, admin_user):
     url = f"/admin/accounts/delete/?id={jane}"
     assert user.post(url, {"admin_password": "not it"}).status_code == 422  # 2
     assert user.post(url, {"admin_password": "not it"}).status_code == 422  # 3
-    assert user.post(url, {"admin_password": ADMIN_PASSWORD}).status_code == 429
+    before = snapshot(app)
+    refused = user.post(url, {"admin_password": ADMIN_PASSWORD})
+    assert refused.status_code == 429
+    assert_retry_page(refused)
+    assert snapshot(app) == before
+
+
+def test_limited_htmx_post_gets_a_toast(app, admin_user):
+    """The bulk bar posts through htmx: the refusal comes back as a toast, not a page to swap in."""
+    add_domain(app, "example.com")
+    jane = add_account(app, "jane@example.com")
+    user = from_address(app, "203.0.113.12")
+    assert user.login().status_code == 302
+    form = {"action": "delete", "rowid": [jane], "url": "/admin/accounts/", "admin_password": "no"}
+    for _ in range(2):
+        assert user.post("/admin/accounts/action/", form, htmx=True).status_code == 200
+    before = snapshot(app)
+    refused = user.post("/admin/accounts/action/", {**form, "admin_password": ADMIN_PASSWORD}, htmx=True)
+    assert refused.status_code == 429
+    toast = json.loads(refused.headers["HX-Trigger"])["opmail:toast"]
+    assert toast["category"] == "error"
+    assert toast["message"] == f"Too many attempts. Try again in {refused.headers['Retry-After']} seconds."
+    assert snapshot(app) == before
 
 
 def test_bulk_actions_without_a_password_are_not_counted(app, admin_user):
@@ -106,7 +136,9 @@ def test_refused_webhook_calls_are_limited_and_accepted_ones_are_not(app):
     # Now even the right secret from that address waits; the JSON contract holds.
     refused = sync_call(guesser, SECRET)
     assert refused.status_code == 429
-    assert refused.json == {"error": "Too Many Requests."}
+    seconds = refused.headers["Retry-After"]
+    assert 50 <= int(seconds) <= 60
+    assert refused.json == {"error": f"Too many refused calls from your address. Try again in {seconds} s."}
     assert sync_call(agent, SECRET).status_code == 200
 
 

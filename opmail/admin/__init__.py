@@ -51,15 +51,14 @@ class MailViews:
         self.admin.add_view(view)
 
 
-def init_admin(app: Flask, host_admin: Admin | None = None, url_prefix: str | None = None) -> MailViews:
+def init_admin(app: Flask, host_admin: Admin | None, url_prefix: str) -> MailViews:
     """Add every opmail view to ``host_admin``, or to an Admin of opmail's own, plus the login pages.
 
-    In a host's Admin the views live under ``url_prefix`` (default ``<its url>/mail``) with endpoints
-    ``opmail_*``, so a host blueprint called ``domain`` or ``accounts`` never collides with them.
+    The views (and the login pages) live under ``url_prefix``; in a host's Admin their endpoints
+    are ``opmail_*``, so a host blueprint called ``domain`` or ``accounts`` never collides with them.
     """
     state = app.extensions["opmail"]
     if host_admin is None:
-        url_prefix = url_prefix or "/admin"
         # The theme keeps Flask-Admin's base: opmail's own base wraps whichever base the Admin has.
         admin = MailViews(
             Admin(
@@ -73,7 +72,7 @@ def init_admin(app: Flask, host_admin: Admin | None = None, url_prefix: str | No
             None,
         )
     else:
-        admin = MailViews(host_admin, url_prefix or f"{host_admin.url.rstrip('/')}/mail", "Mail")
+        admin = MailViews(host_admin, url_prefix, "Mail")
         admin.add_view(DashboardView(name="Dashboard", endpoint="opmail_dashboard", url=""))
     db = state.db
     admin.add_view(AccountsView(MailAccount, db, name="Accounts", endpoint="opmail_accounts", url="accounts"))

@@ -238,6 +238,9 @@ class AccountsView(ProtectedView, ModelView):
         return account
 
     def render_account(self, account: MailAccount, status: int = 200, **forms):
+        # A form sent back after a refusal keeps the version it was opened on: until the admin
+        # reloads, it still describes the account they saw.
+        version = accounts.account_version(account)
         forms.setdefault(
             "details",
             AccountDetailsForm(
@@ -245,9 +248,10 @@ class AccountsView(ProtectedView, ModelView):
                 display_name=account.display_name,
                 quota_mb=str(account.quota_mb),
                 status="active" if account.is_active else "suspended",
+                version=version,
             ),
         )
-        forms.setdefault("password", PasswordResetForm(formdata=None))
+        forms.setdefault("password", PasswordResetForm(formdata=None, version=version))
         forms.setdefault("two_factor", TwoFactorDisableForm(formdata=None))
         return self.render(
             "opmail/admin/accounts/edit.html",
@@ -273,6 +277,7 @@ class AccountsView(ProtectedView, ModelView):
                     display_name=form.display_name.data,
                     quota_mb=accounts.parse_quota(form.quota_mb.data),
                     is_active=form.status.data == "active",
+                    expected_version=form.version.data,
                 )
             except InvalidInput as error:
                 form.add_error(error)
@@ -287,7 +292,12 @@ class AccountsView(ProtectedView, ModelView):
         form = PasswordResetForm()
         if form.validate_on_submit():
             try:
-                accounts.reset_password(account.id, form.new_password.data, form.confirm_password.data)
+                accounts.reset_password(
+                    account.id,
+                    form.new_password.data,
+                    form.confirm_password.data,
+                    expected_version=form.version.data,
+                )
             except InvalidInput as error:
                 form.add_error(error)
             else:

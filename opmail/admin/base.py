@@ -8,6 +8,7 @@ from wtforms import ValidationError
 
 from .. import audit
 from ..auth import acting_admin_name, admin_access_allowed
+from ..errors import add_page_handlers
 from ..htmx import is_htmx, redirect_client
 
 
@@ -56,6 +57,12 @@ class ProtectedView:
             response = make_response(self.render(f"{folder}/list.html", **context, **extra), status)
         response.vary.add("HX-Request")
         return response
+
+    def create_blueprint(self, admin):
+        # Each view is its own blueprint: its outage and rate-limit pages stay off a host's pages.
+        blueprint = super().create_blueprint(admin)
+        add_page_handlers(blueprint)
+        return blueprint
 
     def is_accessible(self) -> bool:
         return admin_access_allowed()

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, DateField, HiddenField, PasswordField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import InputRequired, Optional
 
 from ..addresses import InvalidInput
@@ -38,7 +47,13 @@ class AccountImportConfirmForm(AdminForm):
     token = HiddenField()
 
 
-class AccountDetailsForm(AdminForm):
+class AccountVersionForm(AdminForm):
+    """A form that changes an account: it carries the account's version it was rendered from."""
+
+    version = HiddenField()
+
+
+class AccountDetailsForm(AccountVersionForm):
     display_name = StringField("Display name")
     quota_mb = StringField("Quota (MB)", render_kw={"inputmode": "numeric"})
     status = SelectField(
@@ -46,7 +61,7 @@ class AccountDetailsForm(AdminForm):
     )
 
 
-class PasswordResetForm(AdminForm):
+class PasswordResetForm(AccountVersionForm):
     new_password = PasswordField("New Password", render_kw={"autocomplete": "new-password"})
     confirm_password = PasswordField("Confirm Password", render_kw={"autocomplete": "new-password"})
 

@@ -10,9 +10,11 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from ..auth import TooManyAttempts, authenticate, log_in, log_out
+from ..errors import add_page_handlers
 from ..htmx import is_htmx, toast
 
-bp = Blueprint("opmail_auth", __name__, url_prefix="/admin")
+bp = Blueprint("opmail_auth", __name__, url_prefix="/admin")  # moved by MAIL_ADMIN_PREFIX
+add_page_handlers(bp)
 
 
 class LoginForm(FlaskForm):

@@ -33,7 +33,10 @@
   });
 
   document.addEventListener("htmx:responseError", function (event) {
-    var status = event.detail.xhr.status;
+    var xhr = event.detail.xhr;
+    // A refusal that explains itself (503, 429) already raised its own toast through HX-Trigger.
+    if ((xhr.getResponseHeader("HX-Trigger") || "").indexOf("opmail:toast") !== -1) return;
+    var status = xhr.status;
     showToast(status === 400 ? "The page expired: reload it and try again." : "The request failed (" + status + ").", "error");
   });
 

@@ -1,0 +1,253 @@
+"""The mail database going away mid-request: a clear 503 (page, toast or JSON), never a 500 trace,
+nothing half-written, and the next request after it comes back works.
+
+The cheap tests make the driver fail (SQLite and the shared MariaDB); the restart test stops and
+starts a private MariaDB server of its own, so the shared one the other tests use is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+
+from opmail.auth import set_admin_password
+from opmail.db import create_schema, get_engine
+from tests.conftest import ADMIN_PASSWORD, AdminClient, csrf_from, make_app, require
+from tests.helpers import add_account, add_domain, snapshot
+
+SECRET = "0123456789abcdef0123456789abcdef"
+AWAY = "The mail database is not answering. Try again in a moment."
+SYNC = "/api/sync/account"
+
+
+@pytest.fixture
+def app_overrides():
+    return {"MAIL_SYNC_SECRET": SECRET}
+
+
+@contextmanager
+def database_fails(app, when: Callable[[str], bool] = lambda statement: True) -> Iterator[None]:
+    """Every statement ``when`` picks fails in the driver, as on a server that went away."""
+    with app.app_context():
+        engine = get_engine()
+    dbapi_error = engine.dialect.loaded_dbapi.OperationalError
+
+    def fail(connection, cursor, statement, *args) -> None:
+        if when(statement):
+            raise dbapi_error(2013, "Lost connection to server during query")
+
+    event.listen(engine, "before_cursor_execute", fail)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", fail)
+
+
+def sync_call(client, body: dict | None = None):
+    body = body or {"action": "create", "email": "jane@example.com", "password": "from the panel"}
+    return client.post(SYNC, data=json.dumps(body), headers={"X-Sync-Secret": SECRET}, content_type="application/json")
+
+
+def assert_away_page(response) -> None:
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "10"
+    assert response.mimetype == "text/html"
+    assert AWAY in response.text and "Traceback" not in response.text
+
+
+def assert_away_json(response) -> None:
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "10"
+    assert response.json == {"error": AWAY}
+
+
+# --- the driver fails ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["/admin/", "/admin/accounts/", "/admin/domains/", "/admin/sync-log/"])
+def test_admin_pages_answer_503_and_work_again_after(app, admin, url):
+    with database_fails(app):
+        assert_away_page(admin.get(url))
+    assert admin.get(url).status_code == 200
+
+
+def test_htmx_requests_get_a_toast(app, admin):
+    with database_fails(app):
+        response = admin.get("/admin/accounts/?q=jane", htmx=True)
+    assert response.status_code == 503
+    assert json.loads(response.headers["HX-Trigger"]) == {"opmail:toast": {"message": AWAY, "category": "error"}}
+
+
+def test_login_answers_503(app, client, admin_user):
+    form = client.get("/admin/login")  # the form itself needs no database
+    credentials = {"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": csrf_from(form.text)}
+    with database_fails(app):
+        assert_away_page(client.post("/admin/login", data=credentials))
+    assert client.post("/admin/login", data=credentials).status_code == 302
+
+
+def test_webhook_answers_503_json_and_writes_nothing(app, client):
+    before = snapshot(app)
+    with database_fails(app, when=lambda statement: statement.startswith("INSERT INTO sync_events")):
+        assert_away_json(sync_call(client))
+    assert snapshot(app) == before  # neither the domain nor the account the call had added
+    assert sync_call(client).json == {"status": "ok"}
+
+
+def test_a_delete_that_fails_halfway_writes_nothing(app, admin):
+    add_domain(app)
+    jane = add_account(app, "jane@example.com")
+    alias = {"alias_email": "team@example.com", "destinations": "jane@example.com"}
+    assert admin.post("/admin/aliases/new/", alias).status_code == 302
+    before = snapshot(app)
+    # The cascade has removed the aliases and the rest when the account's own row fails.
+    with database_fails(app, when=lambda statement: statement.startswith("DELETE FROM mail_accounts")):
+        assert_away_page(admin.post(f"/admin/accounts/delete/?id={jane}", {"admin_password": ADMIN_PASSWORD}))
+    assert snapshot(app) == before
+
+
+def test_a_host_route_keeps_its_own_error_handling(app):
+    """Embedded, opmail's 503 covers opmail's pages only: a host view's error stays the host's."""
+
+    def host_view():
+        with app.app_context():
+            return str(get_engine().connect().execute(sa.text("SELECT 1")).scalar())
+
+    app.add_url_rule("/host-page", view_func=host_view)
+    client = app.test_client()
+    assert client.get("/host-page").text == "1"
+    with database_fails(app), pytest.raises(OperationalError):  # TESTING propagates it: no handler
+        client.get("/host-page")
+
+
+# --- a real MariaDB server stops and starts again --------------------------------------------------
+
+
+def _binary(name: str) -> str | None:
+    # Debian installs mariadbd in sbin, which a user's PATH may lack.
+    return shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"]))
+
+
+@dataclass
+class PrivateMariaDB:
+    """A MariaDB server of this test's own: its data under ``root``, TCP on a free port."""
+
+    root: Path
+    port: int
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mysql+pymysql://root@127.0.0.1:{self.port}/opmail?charset=utf8mb4"
+
+    def start(self) -> None:
+        """Start on the same data directory and port, and wait until it answers."""
+        user = ["--user=root"] if os.geteuid() == 0 else []  # as root mariadbd wants it said
+        self.process = subprocess.Popen(
+            [
+                _binary("mariadbd"), "--no-defaults", *user,
+                f"--datadir={self.root / 'data'}", f"--socket={self.root / 'mysqld.sock'}",
+                f"--pid-file={self.root / 'mysqld.pid'}", f"--log-error={self.root / 'error.log'}",
+                f"--port={self.port}", "--bind-address=127.0.0.1",
+                # Only this test connects: no accounts to set up, no binary log, a small buffer pool.
+                "--skip-grant-tables", "--skip-log-bin", "--innodb-buffer-pool-size=32M",
+            ],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while not self.answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                log = (self.root / "error.log").read_text(errors="replace")[-2000:]
+                pytest.fail(f"the private mariadbd did not start:\n{log}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Shut the server down (SIGTERM: it closes every connection) and wait until it is gone."""
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+    def answers(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+        except OSError:
+            return False
+        return True
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def private_mariadb(tmp_path) -> Iterator[PrivateMariaDB]:
+    """A fresh MariaDB server with an empty ``opmail`` database (needs Debian's mariadb-server)."""
+    require(
+        _binary("mariadbd") is not None and _binary("mariadb-install-db") is not None,
+        "mariadb-server is not installed (mariadbd, mariadb-install-db; see .ci/run)",
+    )
+    server = PrivateMariaDB(tmp_path / "mariadb", _free_port())
+    server.root.mkdir()
+    user = ["--user=root"] if os.geteuid() == 0 else []
+    subprocess.run(
+        [
+            _binary("mariadb-install-db"), "--no-defaults", *user, f"--datadir={server.root / 'data'}",
+            "--auth-root-authentication-method=normal", "--skip-test-db",
+        ],
+        check=True, capture_output=True, timeout=60,
+    )
+    server.start()
+    try:
+        engine = sa.create_engine(f"mysql+pymysql://root@127.0.0.1:{server.port}/")
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE DATABASE opmail CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        engine.dispose()
+        yield server
+    finally:
+        if server.process.poll() is None:
+            server.stop()
+
+
+def test_mariadb_restarted_mid_session(private_mariadb, tmp_path):
+    app = make_app(private_mariadb.url, tmp_path, MAIL_SYNC_SECRET=SECRET)
+    with app.app_context():
+        create_schema()
+        set_admin_password("admin", ADMIN_PASSWORD)
+    admin = AdminClient(app.test_client())
+    assert admin.login().status_code == 302
+    add_domain(app)
+    assert admin.get("/admin/accounts/").status_code == 200  # the pool now holds a live connection
+
+    private_mariadb.stop()
+    assert_away_page(admin.get("/admin/accounts/"))
+    assert admin.get("/admin/accounts/", htmx=True).status_code == 503
+    assert_away_json(sync_call(admin.client))
+
+    private_mariadb.start()
+    page = admin.get("/admin/accounts/")  # the same session: the admin is still logged in
+    assert page.status_code == 200 and "Accounts" in page.text
+    assert sync_call(admin.client).json == {"status": "ok"}
+    assert "jane@example.com" in admin.get("/admin/accounts/").text
+
+    # Restarted while nobody asked: the pooled connection is dead without anyone having seen it
+    # fail. Pre-ping finds that out and reconnects, so the first request does not fail either.
+    private_mariadb.stop()
+    private_mariadb.start()
+    assert admin.get("/admin/accounts/").status_code == 200
+    assert sync_call(admin.client, {"action": "delete", "email": "jane@example.com"}).status_code == 200
+    with app.app_context():
+        get_engine().dispose()
