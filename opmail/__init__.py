@@ -86,7 +86,8 @@ class OpMail:
         ``DOVECOT_PASSWORD_SCHEME`` ("BLF-CRYPT"), ``MAIL_SYNC_SECRET`` ("" = webhook off),
         ``MAILDIR_ROOT`` ("/var/mail"), ``OPMAIL_BCRYPT_ROUNDS`` (12),
         ``OPMAIL_SYNC_URL`` ("/api/sync/account", or the ``sync_url`` argument),
-        ``MAIL_SYNC_REQUIRE_SIGNATURE`` (False), ``OPMAIL_IDLE_MINUTES`` (30); the rate limits
+        ``MAIL_SYNC_REQUIRE_SIGNATURE`` (False), ``OPMAIL_IDLE_MINUTES`` (30),
+        ``OPMAIL_REQUIRE_2FA`` (False: opmail's own admins must turn on 2FA); the rate limits
         ``RATELIMIT_STORAGE_URI`` ("memory://"), ``OPMAIL_PASSWORD_RATE_LIMIT`` and
         ``OPMAIL_SYNC_FAILURE_RATE_LIMIT`` ("10 per minute"), filled in ``opmail.security``.
         """
@@ -103,6 +104,7 @@ class OpMail:
         app.config.setdefault("OPMAIL_BCRYPT_ROUNDS", 12)
         app.config.setdefault("MAIL_SYNC_REQUIRE_SIGNATURE", False)
         app.config.setdefault("OPMAIL_IDLE_MINUTES", 30)
+        app.config.setdefault("OPMAIL_REQUIRE_2FA", False)
         app.config.setdefault("OPMAIL_SYNC_URL", self.sync_url or sync.URL)
         check_settings(app.config)
         if BIND_KEY not in app.config.get("SQLALCHEMY_BINDS", {}):
