@@ -1,4 +1,4 @@
-"""Two-factor authentication (TOTP) for opmail's own admins: enrolment, codes, recovery codes, reset.
+"""Two-factor authentication (TOTP) for opmail's own admins: enrolment, codes, recovery, reset.
 
 The rules only: the login's pending step lives in ``opmail.auth``, the pages in
 ``opmail.admin.two_factor`` and ``opmail.admin.login``. Each state change is one UPDATE whose
@@ -98,7 +98,7 @@ def enable(admin: Admin, secret: str, code: str) -> list[str]:
         updated_at=utcnow(),
     )
     if not turned_on:
-        raise InvalidInput("Two-factor authentication is already on (turned on in another window).", "code")
+        raise InvalidInput("Two-factor authentication is already on (from another window).", "code")
     return codes
 
 
@@ -115,9 +115,8 @@ def verify_code(admin: Admin, code: str) -> None:
     # A step at or before the last one used is refused: a code seen over a shoulder or in a proxy
     # log, or an older code after a newer one, cannot be used.
     last = Admin.totp_last_step
-    if not write_bookkeeping(
-        admin, last.is_(None) | (last < step), totp_last_step=step, failed_logins=0, locked_until=None
-    ):
+    unused = last.is_(None) | (last < step)
+    if not write_bookkeeping(admin, unused, totp_last_step=step, failed_logins=0, locked_until=None):
         _refuse(admin, USED_CODE, "code")
 
 
@@ -188,7 +187,7 @@ def _new_recovery_codes() -> tuple[list[str], str]:
 
 
 def _normalise_recovery_code(typed: str) -> str:
-    """The code as stored: lower case, without the hyphen or spaces people type; else InvalidInput."""
+    """The code as stored: lower case, no hyphen or spaces (as people type it); else InvalidInput."""
     code = (typed or "").strip().lower().replace("-", "").replace(" ", "")
     if len(code) != RECOVERY_CODE_LENGTH or not set(code) <= set(RECOVERY_ALPHABET):
         raise InvalidInput(BAD_RECOVERY, "recovery_code")

@@ -37,7 +37,8 @@ class LoginCodeForm(FlaskForm):
 
 class LoginRecoveryForm(FlaskForm):
     recovery_code = StringField(
-        "Recovery code", render_kw={"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"}
+        "Recovery code",
+        render_kw={"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"},
     )
 
 
@@ -77,7 +78,8 @@ def login_code():
     admin = pending_admin()
     if admin is None:
         if started:
-            flash("Too slow: the code must follow the password within 5 minutes. Log in again.", "error")
+            message = "Too slow: the code must follow the password within 5 minutes. Log in again."
+            flash(message, "error")
         return redirect(url_for(".login", next=request.args.get("next")))
     recovery = request.args.get("recovery") == "1"
     form = LoginRecoveryForm() if recovery else LoginCodeForm()

@@ -89,9 +89,11 @@ class TwoFactorView(ProtectedView, BaseView):
         if form.validate_on_submit():
             if check_admin_password(current_admin(), form.admin_password.data):
                 admin_2fa.disable(current_admin())
-                flash("Two-factor authentication is off: your password alone now logs you in.", "success")
+                flash("Two-factor authentication is off: your password alone logs you in.", "success")
                 return redirect(self.get_url(".index"))
-            form.admin_password.errors = ["Wrong admin password: two-factor authentication stays on."]
+            form.admin_password.errors = [
+                "Wrong admin password: two-factor authentication stays on."
+            ]
         return self._page(422, off=form)
 
     @expose("/recovery-codes/", methods=("POST",))
@@ -105,5 +107,7 @@ class TwoFactorView(ProtectedView, BaseView):
                     flash(error.message, "error")
                     return redirect(self.get_url(".index"))
                 return self._codes_page(codes, turned_on=False)
-            form.admin_password.errors = ["Wrong admin password: your recovery codes are unchanged."]
+            form.admin_password.errors = [
+                "Wrong admin password: your recovery codes are unchanged."
+            ]
         return self._page(422, new_codes=form)
