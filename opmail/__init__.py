@@ -89,7 +89,8 @@ class OpMail:
         ``MAIL_SYNC_REQUIRE_SIGNATURE`` (False), ``OPMAIL_IDLE_MINUTES`` (30),
         ``MAIL_ADMIN_PREFIX`` (the ``url_prefix`` argument, else ``/admin`` with opmail's own
         Admin, ``<host admin url>/mail`` in the host's), ``MAIL_ADMIN_IPS`` ("" = any address;
-        else comma-separated addresses/CIDRs that alone may open the admin area); the rate limits
+        else comma-separated addresses/CIDRs that alone may open the admin area),
+        ``OPMAIL_REQUIRE_2FA`` (False: opmail's own admins must turn on 2FA); the rate limits
         ``RATELIMIT_STORAGE_URI`` ("memory://"), ``OPMAIL_PASSWORD_RATE_LIMIT`` and
         ``OPMAIL_SYNC_FAILURE_RATE_LIMIT`` ("10 per minute"), filled in ``opmail.security``.
         """
@@ -106,6 +107,7 @@ class OpMail:
         app.config.setdefault("OPMAIL_BCRYPT_ROUNDS", 12)
         app.config.setdefault("MAIL_SYNC_REQUIRE_SIGNATURE", False)
         app.config.setdefault("OPMAIL_IDLE_MINUTES", 30)
+        app.config.setdefault("OPMAIL_REQUIRE_2FA", False)
         app.config.setdefault("OPMAIL_SYNC_URL", self.sync_url or sync.URL)
         app.config.setdefault("MAIL_ADMIN_PREFIX", self.url_prefix or self._default_prefix())
         app.config.setdefault("MAIL_ADMIN_IPS", "")

@@ -9,8 +9,9 @@ from datetime import timedelta
 from functools import lru_cache
 
 from flask import current_app, g, session
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 
+from .config import flag
 from .db import get_session
 from .models import Admin, utcnow
 from .passwords import hash_password, validate_password, verify_password
@@ -18,6 +19,9 @@ from .passwords import hash_password, validate_password, verify_password
 SESSION_KEY = "opmail_admin_id"
 VERSION_KEY = "opmail_session_version"
 SEEN_KEY = "opmail_seen"  # Unix time of the session's last request, for the idle timeout
+# [admin id, session version, Unix time]: the password was right, the 2FA code is still to come.
+PENDING_KEY = "opmail_pending_admin"
+PENDING_SECONDS = 300
 DEFAULT_IDLE_MINUTES = 30
 # Wrong passwords in a row allowed before a lock; the lock then doubles with each further one.
 FREE_ATTEMPTS = 5
@@ -73,39 +77,57 @@ def authenticate(username: str, password: str) -> Admin | None:
     if admin is None:
         verify_password(password, _unknown_user_hash(current_app.config["OPMAIL_BCRYPT_ROUNDS"]))
         return None
-    return admin if _try_password(admin, password) else None
+    # With 2FA the right password alone forgives nothing: else re-entering it would reset the count
+    # between code guesses. The right code forgives (opmail.admin_2fa).
+    return admin if _try_password(admin, password, forgive=admin.totp_secret is None) else None
 
 
-def _try_password(admin: Admin, password: str) -> bool:
+def _try_password(admin: Admin, password: str, forgive: bool = True) -> bool:
     """Check ``admin``'s password under the back-off: wrong ones in a row lock it for a while.
 
     Kept on the admin row, so it holds across processes and client addresses (a per-client limit
     cannot stop a guesser that changes address). While locked the password is not even checked.
     """
+    refuse_while_locked(admin)
+    if verify_password(password, admin.password):
+        if forgive and admin.failed_logins:
+            write_bookkeeping(admin, failed_logins=0, locked_until=None)
+        return True
+    count_failure(admin)
+    return False
+
+
+def refuse_while_locked(admin: Admin) -> None:
+    """Raise TooManyAttempts while ``admin`` is locked: nothing is checked then."""
     wait = seconds_locked(admin)
     if wait:
         raise TooManyAttempts(wait)
-    if verify_password(password, admin.password):
-        if admin.failed_logins:
-            _write_bookkeeping(admin, failed_logins=0, locked_until=None)
-        return True
+
+
+def count_failure(admin: Admin) -> None:
+    """Count a wrong password or 2FA code; raise TooManyAttempts when that earns a lock."""
     # Counted in SQL, so two wrong passwords at the same moment both count.
-    _write_bookkeeping(admin, failed_logins=Admin.failed_logins + 1)
+    write_bookkeeping(admin, failed_logins=Admin.failed_logins + 1)
     over = admin.failed_logins - FREE_ATTEMPTS
     if over < 0:
-        return False
+        return
     seconds = min(FIRST_LOCK << over, LONGEST_LOCK)
-    _write_bookkeeping(admin, locked_until=utcnow() + timedelta(seconds=seconds))
+    write_bookkeeping(admin, locked_until=utcnow() + timedelta(seconds=seconds))
     raise TooManyAttempts(seconds)
 
 
-def _write_bookkeeping(admin: Admin, **values: object) -> None:
-    """Write login bookkeeping (failures, session version): not an edit, so ``updated_at`` stays."""
+def write_bookkeeping(admin: Admin, *conditions: ColumnElement[bool], **values: object) -> bool:
+    """Update ``admin``'s row where ``conditions`` hold; True when it did.
+
+    Login bookkeeping (failures, session version) is not an edit, so ``updated_at`` stays unless
+    ``values`` sets it. The conditions make check-and-write one statement (no race between them).
+    """
     db = get_session()
-    keep_updated_at = {"updated_at": Admin.updated_at}
-    db.execute(update(Admin).where(Admin.id == admin.id).values(**keep_updated_at, **values))
+    values = {"updated_at": Admin.updated_at, **values}
+    result = db.execute(update(Admin).where(Admin.id == admin.id, *conditions).values(**values))
     db.commit()
     db.refresh(admin)
+    return result.rowcount == 1
 
 
 def seconds_locked(admin: Admin) -> int:
@@ -121,7 +143,7 @@ def unlock_admin(username: str) -> bool:
     admin = db.scalar(select(Admin).where(Admin.username == username))
     if admin is None:
         return False
-    _write_bookkeeping(admin, failed_logins=0, locked_until=None)
+    write_bookkeeping(admin, failed_logins=0, locked_until=None)
     return True
 
 
@@ -136,11 +158,40 @@ def log_in(admin: Admin) -> None:
     get_session().commit()
 
 
+def begin_second_step(admin: Admin) -> None:
+    """The password was right and ``admin`` has 2FA: not logged in, but waiting for the code."""
+    session.clear()
+    session[PENDING_KEY] = [admin.id, admin.session_version, int(time.time())]
+
+
+def pending_admin() -> Admin | None:
+    """The admin this session gave the right password for in the last 5 minutes, code still due."""
+    pending = session.get(PENDING_KEY)
+    if pending is None:
+        return None
+    admin_id, version, started = pending
+    admin = get_session().get(Admin, admin_id)
+    if (
+        admin is None
+        or admin.session_version != version  # e.g. `flask opmail reset-admin-2fa` since
+        or admin.totp_secret is None
+        or time.time() - started > PENDING_SECONDS
+    ):
+        session.pop(PENDING_KEY)
+        return None
+    return admin
+
+
+def keep_session(admin: Admin) -> None:
+    """Let this session survive a raised session version (the ones elsewhere end)."""
+    session[VERSION_KEY] = admin.session_version
+
+
 def log_out() -> None:
     """End this admin's session for good: the cookie, and any copy of it, stops working."""
     admin = current_admin()
     if admin is not None:
-        _write_bookkeeping(admin, session_version=Admin.session_version + 1)
+        write_bookkeeping(admin, session_version=Admin.session_version + 1)
     session.clear()
 
 
@@ -200,6 +251,15 @@ def acting_admin_name() -> str:
     user = current_user._get_current_object()
     name = str(user) if type(user).__str__ is not object.__str__ else user.get_id()
     return str(name)[:255]  # the width of admin_events.actor
+
+
+def two_factor_setup_due() -> bool:
+    """Must the logged-in admin turn 2FA on before anything else (``OPMAIL_REQUIRE_2FA``)?"""
+    if current_app.extensions["opmail"].access is not None:
+        return False  # the host's login, the host's rules
+    admin = current_admin()
+    required = flag(current_app.config, "OPMAIL_REQUIRE_2FA")
+    return required and admin is not None and admin.totp_secret is None
 
 
 def admin_access_allowed() -> bool:

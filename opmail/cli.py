@@ -11,7 +11,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from . import accounts, audit, demo, dovecot
+from . import accounts, admin_2fa, audit, demo, dovecot
 from .account_csv import MAX_BYTES
 from .addresses import InvalidInput
 from .auth import create_first_admin, set_admin_password, unlock_admin
@@ -232,3 +232,16 @@ def unlock_admin_command(username: str) -> None:
     if not unlock_admin(username.strip()):
         raise click.ClickException(f"There is no admin {username!r}.")
     click.echo(f"Admin {username!r} unlocked: the password may be tried again.")
+
+
+@opmail_cli.command("reset-admin-2fa")
+@click.argument("username")
+@with_appcontext
+def reset_admin_2fa(username: str) -> None:
+    """Turn off USERNAME's two-factor authentication (a lost phone) and end its sessions."""
+    if not admin_2fa.reset(username.strip()):
+        raise click.ClickException(f"There is no admin {username!r}.")
+    click.echo(
+        f"Two-factor authentication is off for admin {username!r}: the password alone logs in."
+        " Turn it on again under Two-factor authentication."
+    )

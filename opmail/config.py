@@ -23,6 +23,7 @@ ENV_KEYS: dict[str, Any] = {
     "OPMAIL_IDLE_MINUTES": 30,
     "MAIL_ADMIN_PREFIX": "/admin",
     "MAIL_ADMIN_IPS": "",  # empty: every address may open the admin (after logging in)
+    "OPMAIL_REQUIRE_2FA": "false",
 }
 
 
@@ -81,6 +82,7 @@ def check_settings(config: Mapping[str, Any]) -> None:
             f" (got {len(secret)}): make one with `flask opmail sync-secret`."
         )
     flag(config, "MAIL_SYNC_REQUIRE_SIGNATURE")
+    flag(config, "OPMAIL_REQUIRE_2FA")
     idle = str(config.get("OPMAIL_IDLE_MINUTES", 30))
     if not (idle.isascii() and idle.isdigit() and 1 <= int(idle) <= 24 * 60):
         raise ConfigError("OPMAIL_IDLE_MINUTES must be a whole number of minutes from 1 to 1440.")

@@ -223,6 +223,8 @@ class Admin(Timestamps, Base):
     password: Mapped[str] = mapped_column(String(255))
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # JSON list of the unused recovery codes' SHA-256 hashes (opmail.admin_2fa).
+    totp_recovery_codes: Mapped[str | None] = mapped_column(Text)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
     # Wrong passwords in a row (login or delete dialog) and the back-off they earned (opmail.auth).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -138,10 +138,15 @@ def address_allowed(remote_addr: str | None, networks: tuple[Network, ...]) -> b
 # password; these stop one address hammering many names, or the webhook's secret).
 PASSWORD_ENDPOINTS = (
     "opmail_auth.login",
+    "opmail_auth.login_code",  # the 2FA code or recovery code
     "opmail_accounts.delete_view",
     "opmail_accounts.action_view",  # the bulk delete
     "opmail_domains.delete_view",
+    "opmail_two_factor.disable_view",
+    "opmail_two_factor.recovery_codes_view",
 )
+# The form fields that carry a guess: a post without any (a bulk suspend) is not counted.
+SECRET_FIELDS = ("password", "admin_password", "code", "recovery_code")
 
 
 def _limit_rates(app: Flask) -> None:
@@ -158,10 +163,8 @@ def _limit_rates(app: Flask) -> None:
     passwords = limiter.shared_limit(
         lambda: current_app.config["OPMAIL_PASSWORD_RATE_LIMIT"],
         scope="opmail-passwords",
-        # Only the posts that try a password: the bulk bar's other actions are not guesses.
-        exempt_when=lambda: not (
-            request.form.get("password") or request.form.get("admin_password")
-        ),
+        # Only the posts that try a password or code: the bulk bar's other actions are not guesses.
+        exempt_when=lambda: not any(request.form.get(field) for field in SECRET_FIELDS),
     )
     sync_failures = limiter.limit(
         lambda: current_app.config["OPMAIL_SYNC_FAILURE_RATE_LIMIT"],

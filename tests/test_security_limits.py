@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, AdminClient, make_app, require
+from tests.test_admin_2fa import code, enrol, send_code, steady_clock, wrong_code  # noqa: F401
 from tests.helpers import add_account, add_domain, snapshot
 
 REDIS = "redis://127.0.0.1:6379"
@@ -110,6 +111,18 @@ def test_limited_htmx_post_gets_a_toast(app, admin_user):
     assert toast["category"] == "error"
     assert toast["message"] == f"Too many attempts. Try again in {refused.headers['Retry-After']} seconds."
     assert snapshot(app) == before
+
+
+def test_the_2fa_code_step_shares_the_count(app, admin_user):
+    user = from_address(app, "203.0.113.12")
+    user.login()
+    secret, _ = enrol(user)
+    user.post("/admin/logout")
+    assert user.login().location == "/admin/login/code"  # 2
+    assert send_code(user, wrong_code(secret)).status_code == 401  # 3
+    refused = send_code(user, code(secret))
+    assert refused.status_code == 429
+    assert "Too many password attempts from your address" in refused.text
 
 
 def test_bulk_actions_without_a_password_are_not_counted(app, admin_user):

@@ -22,6 +22,7 @@ from .domains import DomainsView
 from .dovecot_page import DovecotView
 from .groups import GroupsView
 from .sync_log import SyncLogView
+from .two_factor import TwoFactorView
 
 
 _PACKAGE = Path(__file__).resolve().parent.parent
@@ -86,6 +87,11 @@ def init_admin(app: Flask, host_admin: Admin | None, url_prefix: str) -> MailVie
     format.register(app)
     app.register_blueprint(assets)
     if state.access is None:
+        # The admin's own 2FA: only with opmail's login (a host's ``access`` owns its login).
+        two_factor = TwoFactorView(
+            name="Two-factor authentication", endpoint="opmail_two_factor", url="two-factor"
+        )
+        admin.add_view(two_factor)
         app.register_blueprint(login.bp, url_prefix=admin.url_prefix)
         # The login form checks its token; logout has no form, and a host may lack CSRFProtect.
         app.before_request(lambda: check_csrf() if request.blueprint == login.bp.name else None)

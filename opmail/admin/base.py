@@ -7,7 +7,7 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms import ValidationError
 
 from .. import audit
-from ..auth import acting_admin_name, admin_access_allowed
+from ..auth import acting_admin_name, admin_access_allowed, two_factor_setup_due
 from ..errors import add_page_handlers
 from ..htmx import is_htmx, redirect_client
 
@@ -41,6 +41,8 @@ def _host_login():
 
 class ProtectedView:
     """Mixin for Flask-Admin views: only a logged-in admin (or the host's ``access``) gets in."""
+
+    open_without_2fa = False  # True: reachable before the admin turns on 2FA (OPMAIL_REQUIRE_2FA)
 
     def render_list_page(self, folder: str, context: dict, status: int = 200, **page_only):
         """The whole list page, or only its table partial for htmx (the page includes the same one).
@@ -86,6 +88,9 @@ class ProtectedView:
         refused = super()._handle_view(name, **kwargs)
         if refused is None:
             check_csrf()
+            if not self.open_without_2fa and two_factor_setup_due():
+                url = url_for("opmail_two_factor.index")
+                return redirect_client(url) if is_htmx() else redirect(url)
             # Every rule this request runs records its change under this name (opmail.audit).
             audit.set_actor(acting_admin_name())
         return refused

@@ -79,6 +79,38 @@ class AdminPasswordForm(AdminForm):
     )
 
 
+def code_field(label: str = "Code from your authenticator app", **kwargs) -> StringField:
+    """The 6-digit TOTP field; the rule checks the format (its message names what is allowed)."""
+    return StringField(
+        label,
+        # No maxlength: it would cut a pasted "123 456" to "123 45" without a word.
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"},
+        **kwargs,
+    )
+
+
+class TwoFactorCodeForm(AdminForm):
+    code = code_field()
+
+
+def _own_password(field_id: str) -> PasswordField:
+    """The admin's own password, under an id of its own: the 2FA page has two such forms."""
+    return PasswordField(
+        "Your admin password",
+        validators=[InputRequired("Enter your admin password.")],
+        id=field_id,
+        render_kw={"autocomplete": "current-password"},
+    )
+
+
+class TwoFactorOffForm(AdminForm):
+    admin_password = _own_password("off-admin_password")
+
+
+class RecoveryCodesForm(AdminForm):
+    admin_password = _own_password("codes-admin_password")
+
+
 class DomainForm(AdminForm):
     domain = StringField("Domain", validators=[InputRequired()], render_kw={"placeholder": "example.com"})
 
