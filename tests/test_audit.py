@@ -25,7 +25,7 @@ from opmail.models import (
     UserTwoFactor,
 )
 from tests.conftest import ADMIN_PASSWORD
-from tests.helpers import add_account, add_domain, rows, snapshot
+from tests.helpers import add_account, add_domain, opened_version, rows, snapshot
 from tests.test_query_counts import count_statements, fill
 
 SYNC_SECRET = "0123456789abcdef0123456789abcdef"
@@ -72,10 +72,17 @@ def change_rows(app, statement) -> None:
 
 
 def post(path: str, **form):
-    """The admin's POST; ``{name}`` in the URL or a value is the fixture's id of that name."""
-    return lambda admin, ids: admin.post(
-        path.format(**ids), {key: value.format(**ids) for key, value in form.items()}
-    )
+    """The admin's POST; ``{name}`` in the URL or a value is the fixture's id of that name. The
+    account page's forms also send the version the page showed, as a browser does."""
+
+    def send(admin, ids):
+        url = path.format(**ids)
+        values = {key: value.format(**ids) for key, value in form.items()}
+        if url.startswith(("/admin/accounts/edit/", "/admin/accounts/password/")):
+            values["version"] = opened_version(admin, int(url.rpartition("=")[2]))
+        return admin.post(url, values)
+
+    return send
 
 
 def bulk(action: str, *names: str, **form):
@@ -301,7 +308,10 @@ def test_no_password_or_hash_is_ever_in_the_log(app, admin, mail):
     admin.post("/admin/accounts/new/", {"email": "new@example.com", "password": first, "quota_mb": "0"})
     first_hash = rows(app, select(MailAccount.password).where(MailAccount.email == "new@example.com"))[0][0]
     new_id = rows(app, select(MailAccount.id).where(MailAccount.email == "new@example.com"))[0][0]
-    admin.post(f"/admin/accounts/password/?id={new_id}", {"new_password": second, "confirm_password": second})
+    admin.post(
+        f"/admin/accounts/password/?id={new_id}",
+        {"new_password": second, "confirm_password": second, "version": opened_version(admin, new_id)},
+    )
     second_hash = rows(app, select(MailAccount.password).where(MailAccount.email == "new@example.com"))[0][0]
     assert first_hash != second_hash
     assert [action for _, action, _, _ in events(app)] == ["account.create", "account.password"]

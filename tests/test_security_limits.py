@@ -122,7 +122,7 @@ def test_the_2fa_code_step_shares_the_count(app, admin_user):
     assert send_code(user, wrong_code(secret)).status_code == 401  # 3
     refused = send_code(user, code(secret))
     assert refused.status_code == 429
-    assert "Too many password attempts from your address" in refused.text
+    assert "Too many attempts. Try again in" in refused.text
 
 
 def test_bulk_actions_without_a_password_are_not_counted(app, admin_user):
