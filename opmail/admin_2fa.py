@@ -91,6 +91,7 @@ def enable(admin: Admin, secret: str, code: str) -> list[str]:
     turned_on = write_bookkeeping(
         admin,
         Admin.totp_secret.is_(None),  # another window may have turned it on meanwhile
+        logged_as="admin.2fa_on",
         totp_secret=secret,
         totp_last_step=step,  # the code typed now cannot log in again
         totp_recovery_codes=hashes,
@@ -146,14 +147,16 @@ def use_recovery_code(admin: Admin, typed: str) -> int:
 def new_recovery_codes(admin: Admin) -> list[str]:
     """Replace ``admin``'s recovery codes with 8 new ones (the old ones stop working)."""
     codes, hashes = _new_recovery_codes()
-    if not write_bookkeeping(admin, Admin.totp_secret.is_not(None), totp_recovery_codes=hashes):
+    if not write_bookkeeping(
+        admin, Admin.totp_secret.is_not(None), logged_as="admin.2fa_codes", totp_recovery_codes=hashes
+    ):
         raise InvalidInput("Two-factor authentication is off: turn it on first.")
     return codes
 
 
 def disable(admin: Admin) -> None:
     """Turn ``admin``'s 2FA off (the page asks for the password first)."""
-    write_bookkeeping(admin, updated_at=utcnow(), **_OFF)
+    write_bookkeeping(admin, logged_as="admin.2fa_off", updated_at=utcnow(), **_OFF)
 
 
 def reset(username: str) -> bool:
@@ -162,7 +165,11 @@ def reset(username: str) -> bool:
     if admin is None:
         return False
     write_bookkeeping(
-        admin, session_version=Admin.session_version + 1, updated_at=utcnow(), **_OFF
+        admin,
+        logged_as="admin.2fa_reset",
+        session_version=Admin.session_version + 1,
+        updated_at=utcnow(),
+        **_OFF,
     )
     return True
 

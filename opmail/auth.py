@@ -11,6 +11,7 @@ from functools import lru_cache
 from flask import current_app, g, session
 from sqlalchemy import ColumnElement, select, update
 
+from . import audit
 from .config import flag
 from .db import get_session
 from .models import Admin, utcnow
@@ -116,15 +117,20 @@ def count_failure(admin: Admin) -> None:
     raise TooManyAttempts(seconds)
 
 
-def write_bookkeeping(admin: Admin, *conditions: ColumnElement[bool], **values: object) -> bool:
+def write_bookkeeping(
+    admin: Admin, *conditions: ColumnElement[bool], logged_as: str | None = None, **values: object
+) -> bool:
     """Update ``admin``'s row where ``conditions`` hold; True when it did.
 
     Login bookkeeping (failures, session version) is not an edit, so ``updated_at`` stays unless
     ``values`` sets it. The conditions make check-and-write one statement (no race between them).
+    A security change (2FA on/off) names its audit action in ``logged_as``.
     """
     db = get_session()
     values = {"updated_at": Admin.updated_at, **values}
     result = db.execute(update(Admin).where(Admin.id == admin.id, *conditions).values(**values))
+    if logged_as and result.rowcount == 1:
+        audit.record(db, logged_as, [admin.username])
     db.commit()
     db.refresh(admin)
     return result.rowcount == 1

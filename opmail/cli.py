@@ -239,7 +239,9 @@ def unlock_admin_command(username: str) -> None:
 @with_appcontext
 def reset_admin_2fa(username: str) -> None:
     """Turn off USERNAME's two-factor authentication (a lost phone) and end its sessions."""
-    if not admin_2fa.reset(username.strip()):
+    with audit.acting_as("cli"):
+        found = admin_2fa.reset(username.strip())
+    if not found:
         raise click.ClickException(f"There is no admin {username!r}.")
     click.echo(
         f"Two-factor authentication is off for admin {username!r}: the password alone logs in."

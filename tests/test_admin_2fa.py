@@ -14,7 +14,7 @@ from opmail import ConfigError, admin_2fa
 from opmail.addresses import InvalidInput
 from opmail.auth import PENDING_KEY
 from opmail.db import get_engine, get_session
-from opmail.models import Admin
+from opmail.models import Admin, AdminEvent
 from tests.conftest import ADMIN_PASSWORD, AdminClient, csrf_from, make_app
 from tests.test_auth import admin_urls
 from tests.test_csrf import post_endpoints
@@ -354,6 +354,25 @@ def test_reset_ends_a_pending_code_step(app, enrolled, runner):
     runner.invoke(args=["opmail", "reset-admin-2fa", "admin"])
     assert send_code(user, code(secret)).location == "/admin/login"
     assert not logged_in(user)
+
+
+def test_2fa_changes_are_in_the_audit_log_without_the_key_or_codes(app, admin, enrolled, runner):
+    secret, codes = enrolled
+    new_codes = admin.post(PAGE + "recovery-codes/", {"admin_password": ADMIN_PASSWORD}).text
+    admin.post(PAGE + "disable/", {"admin_password": ADMIN_PASSWORD})
+    second_secret, _ = enrol(admin)
+    assert runner.invoke(args=["opmail", "reset-admin-2fa", "admin"]).exit_code == 0
+    events = rows(app, sa.select(AdminEvent.actor, AdminEvent.action, AdminEvent.targets).order_by(AdminEvent.id))
+    assert events == [
+        ("admin", "admin.2fa_on", "admin"),
+        ("admin", "admin.2fa_codes", "admin"),
+        ("admin", "admin.2fa_off", "admin"),
+        ("admin", "admin.2fa_on", "admin"),
+        ("cli", "admin.2fa_reset", "admin"),
+    ]
+    stored = repr(rows(app, sa.select(AdminEvent)))
+    for kept_secret in (secret, second_secret, *codes, *re.findall(r"<li>([a-z0-9]{5}-[a-z0-9]{5})</li>", new_codes)):
+        assert kept_secret not in stored
 
 
 def test_reset_admin_2fa_unknown_name(runner, admin_user):
