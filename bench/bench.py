@@ -28,6 +28,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from bench import webhook
 from opmail import accounts, create_app, demo
 from opmail.auth import set_admin_password
 from opmail.db import create_schema, get_engine
@@ -145,6 +146,8 @@ class Bench:
             "domain filter": f"/admin/accounts/?domain={domain_id}",
             "sort by usage": "/admin/accounts/?sort=usage&dir=desc",
             "sort by quota %": "/admin/accounts/?sort=percent&dir=desc",
+            "domain filter, sort by usage": f"/admin/accounts/?domain={domain_id}&sort=usage&dir=desc",
+            "near quota filter": "/admin/accounts/?near_quota=1",
             "deep page (last)": "/admin/accounts/?page=1000000",
         }
         self.results["list"] = {name: self._list_page(url) for name, url in scenarios.items()}
@@ -166,6 +169,8 @@ class Bench:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         floor = self._replay(recorded)
+        # The rows query (the one that must read an index in order), not the count or the dropdowns.
+        plan = self._plan(*next(r for r in recorded if "FROM mail_accounts" in r[0] and "ORDER BY" in r[0]))
         page = statistics.median(times)
         count = re.search(r"data-result-count>([^<]*)<", response.text)
         return {
@@ -177,7 +182,28 @@ class Bench:
             "peak_kib": peak // 1024,
             "samples": len(times),
             "shows": count.group(1).strip() if count else "",
+            "plan": plan,
         }
+
+    def _plan(self, statement: str, parameters) -> str:
+        """The database's plan for a statement, one step per table: index used, and any sort."""
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            if self.engine.dialect.name == "sqlite":
+                cursor.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
+                return "; ".join(row[-1] for row in cursor.fetchall())
+            cursor.execute(f"EXPLAIN {statement}", parameters)
+            names = [column[0] for column in cursor.description]
+            steps = [dict(zip(names, row)) for row in cursor.fetchall()]
+            return "; ".join(
+                f"{step['table']}: {step['type']} {step['key'] or '-'} ~{step['rows']} rows"
+                + (f" ({step['Extra']})" if step["Extra"] else "")
+                for step in steps
+            )
+        finally:
+            raw.rollback()
+            raw.close()
 
     def _replay(self, recorded: list[tuple[str, object]]) -> float:
         """Median time of the same statements on a raw DB-API cursor (fetching every row)."""
@@ -285,6 +311,7 @@ def table(results: list[dict]) -> str:
                 f"{name:34} {row['p50_ms']:8.1f} {row['p95_ms']:8.1f} {row['statements']:5} "
                 f"{row['raw_sql_ms']:10.2f} {row['ratio'] or 0:6.1f} {row['peak_kib']:8}  {row['shows']}"
             )
+            lines.append(f"{'':6}plan: {row['plan']}")
         for name, row in result["bulk"].items():
             lines.append(
                 f"bulk {name} ({row['selected']:,} selected)".ljust(34)
@@ -310,6 +337,10 @@ def main(argv: list[str] | None = None) -> int:
         "MariaDB is skipped without one.  [default: $OPMAIL_BENCH_MYSQL_URL or $OPMAIL_TEST_MYSQL_URL]",
     )
     parser.add_argument("--backend", choices=("sqlite", "mysql", "both"), default="both")
+    parser.add_argument(
+        "--webhook-seconds", type=int, default=10, help="wrk's duration per server (MariaDB only; 0 = skip)."
+    )
+    parser.add_argument("--webhook-connections", type=int, default=4, help="wrk's open connections.")
     args = parser.parse_args(argv)
 
     results = []
@@ -322,6 +353,13 @@ def main(argv: list[str] | None = None) -> int:
             with mysql_database(args.mysql_url) as url:
                 results.append(Bench("MariaDB", url, args.mysql_accounts, args.mysql_accounts // 100, args.repeat).run())
                 print(table(results[-1:]), flush=True)
+                if args.webhook_seconds and webhook.wrk_available():
+                    results[-1]["webhook"] = webhook.run(
+                        url, args.mysql_accounts // 100, args.webhook_seconds, args.webhook_connections
+                    )
+                    print(webhook.table(results[-1]["webhook"]), flush=True)
+                elif args.webhook_seconds:
+                    print("Webhook benchmark skipped: wrk is not installed.", file=sys.stderr)
         else:
             print("MariaDB skipped: set OPMAIL_BENCH_MYSQL_URL (or pass --mysql-url).", file=sys.stderr)
     report = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count()}, "runs": results}

@@ -14,7 +14,9 @@ from sqlalchemy import (
     DDL,
     BigInteger,
     Boolean,
+    Computed,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -22,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     func,
     true,
 )
@@ -83,11 +86,16 @@ class MailDomain(Timestamps, Base):
 
 class MailAccount(Timestamps, Base):
     __tablename__ = "mail_accounts"
-    # The accounts list filters on deleted_at or domain_id and sorts by email: these indexes hand it
-    # the rows already in order, so a page reads 50 index entries, not every matching account.
+    # The accounts list filters on deleted_at or domain_id and sorts by email, usage or share of the
+    # quota: these indexes hand it the rows already in order, so a page reads 50 index entries, not
+    # every matching account.
     __table_args__ = (
         Index("ix_mail_accounts_deleted_at_email", "deleted_at", "email"),
         Index("ix_mail_accounts_domain_id_email", "domain_id", "email"),
+        Index("ix_mail_accounts_deleted_at_used_bytes", "deleted_at", "used_bytes"),
+        Index("ix_mail_accounts_domain_id_used_bytes", "domain_id", "used_bytes"),
+        Index("ix_mail_accounts_deleted_at_usage_share", "deleted_at", "usage_share"),
+        Index("ix_mail_accounts_domain_id_usage_share", "domain_id", "usage_share"),
         MYSQL_TABLE_ARGS,
     )
 
@@ -100,6 +108,17 @@ class MailAccount(Timestamps, Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true(), index=True)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_synced_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    # A copy of mail_quota_usage.bytes kept by the triggers below (Dovecot writes only that table),
+    # so the list can sort by usage through an index instead of sorting every joined row.
+    used_bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # Share of the quota in use (1.0 = full); NULL when unlimited. Stored, so it can be indexed.
+    usage_share: Mapped[float | None] = mapped_column(
+        Double,
+        Computed(
+            "CASE WHEN quota_mb > 0 THEN CAST(used_bytes AS DOUBLE) / (quota_mb * 1048576) END",
+            persisted=True,
+        ),
+    )
 
     # Lists join the domain explicitly; a lazy load here would be one query per row.
     domain: Mapped[MailDomain] = relationship(lazy="raise_on_sql")
@@ -192,7 +211,7 @@ class MailQuotaUsage(Base):
                 (
                     "after_create",
                     DDL(
-                        "CREATE TRIGGER mail_quota_usage_stamp "
+                        "CREATE TRIGGER IF NOT EXISTS mail_quota_usage_stamp "
                         "AFTER UPDATE OF bytes, messages ON mail_quota_usage "
                         "WHEN NEW.updated_at IS OLD.updated_at BEGIN "
                         "UPDATE mail_quota_usage SET updated_at = CURRENT_TIMESTAMP "
@@ -210,6 +229,36 @@ class MailQuotaUsage(Base):
     updated_at: Mapped[datetime | None] = mapped_column(
         DateTime, default=utcnow, onupdate=utcnow, server_default=func.current_timestamp()
     )
+
+
+# mail_accounts.used_bytes follows mail_quota_usage.bytes: Dovecot's quota_clone (and refresh-usage)
+# upsert that table only, so the database copies each change across; an account created after its
+# usage row (a deleted address added again) picks the figure up on insert. MariaDB cannot update the
+# table a trigger fires on, hence BEFORE INSERT … SET NEW there; SQLite cannot assign NEW, hence an
+# AFTER INSERT update. Triggers run with their creator's rights: Dovecot's user needs no new grant.
+# IF NOT EXISTS: create_all runs these every time, so `init-db` also adds them to an older database.
+_COPY_USAGE = "UPDATE mail_accounts SET used_bytes = {} WHERE email = {}"
+_USAGE_OF_NEW = "COALESCE((SELECT bytes FROM mail_quota_usage WHERE email = NEW.email), 0)"
+_ON_USAGE = "CREATE TRIGGER IF NOT EXISTS mail_quota_usage_copy_{} AFTER {} ON mail_quota_usage"
+_ON_ACCOUNT = "CREATE TRIGGER IF NOT EXISTS mail_accounts_usage_on_insert {} INSERT ON mail_accounts"
+_USAGE_TRIGGERS = {
+    ("mysql", "mariadb"): [
+        f"{_ON_USAGE.format('insert', 'INSERT')} FOR EACH ROW {_COPY_USAGE.format('NEW.bytes', 'NEW.email')}",
+        f"{_ON_USAGE.format('update', 'UPDATE')} FOR EACH ROW {_COPY_USAGE.format('NEW.bytes', 'NEW.email')}",
+        f"{_ON_USAGE.format('delete', 'DELETE')} FOR EACH ROW {_COPY_USAGE.format('0', 'OLD.email')}",
+        f"{_ON_ACCOUNT.format('BEFORE')} FOR EACH ROW SET NEW.used_bytes = {_USAGE_OF_NEW}",
+    ],
+    "sqlite": [
+        f"{_ON_USAGE.format('insert', 'INSERT')} BEGIN {_COPY_USAGE.format('NEW.bytes', 'NEW.email')}; END",
+        f"{_ON_USAGE.format('update', 'UPDATE OF bytes')} BEGIN {_COPY_USAGE.format('NEW.bytes', 'NEW.email')}; END",
+        f"{_ON_USAGE.format('delete', 'DELETE')} BEGIN {_COPY_USAGE.format('0', 'OLD.email')}; END",
+        f"{_ON_ACCOUNT.format('AFTER')} BEGIN "
+        f"UPDATE mail_accounts SET used_bytes = {_USAGE_OF_NEW} WHERE id = NEW.id; END",
+    ],
+}
+for _dialects, _statements in _USAGE_TRIGGERS.items():
+    for _statement in _statements:
+        event.listen(Base.metadata, "after_create", DDL(_statement).execute_if(dialect=_dialects))
 
 
 class Admin(Timestamps, Base):

@@ -1,0 +1,147 @@
+"""The Panel webhook under gunicorn, loaded by wrk, beside a bare floor app (bench/floor.py).
+
+Both servers run ``gunicorn`` with 2 sync workers on loopback against the same MariaDB database and
+get the same wrk load (bench/webhook.lua: alternating ``create`` and ``password`` calls, a new address
+per call, a pre-computed bcrypt hash) for a bounded time. ratio = webhook req/s ÷ floor req/s.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from opmail.passwords import hash_password
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORKERS = 2
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def wrk_available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def _free_port() -> int:
+    with closing(socket.socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def gunicorn(app: str, env: dict[str, str]):
+    """``gunicorn -w 2`` serving ``app`` on a free loopback port; yields the base URL."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--bind", f"127.0.0.1:{port}", app],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"gunicorn {app} did not start: {server.stderr.read().decode()[-2000:]}")
+                time.sleep(0.2)
+        time.sleep(1)  # both workers up, not only the arbiter's socket
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def parse_wrk(output: str) -> dict:
+    """Requests/s, p50/p99 (``--latency``) and failed responses from wrk's report."""
+
+    def latency(percent: str) -> float:
+        value, unit = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
+        return round(float(value) * _UNITS[unit], 2)
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    return {
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+        "req_per_s": round(float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)), 1),
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(1).strip() if socket_errors else "",
+    }
+
+
+def load(url: str, env: dict[str, str], seconds: int, connections: int) -> dict:
+    command = [
+        "wrk", "--threads", "2", "--connections", str(connections), "--duration", f"{seconds}s",
+        "--timeout", "5s", "--latency", "--script", str(HERE / "webhook.lua"), f"{url}/api/sync/account",
+    ]
+    result = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, check=True)
+    return parse_wrk(result.stdout)
+
+
+def run(database_url: str, domains: int, seconds: int, connections: int) -> dict:
+    """Floor first, then the webhook; returns both figures and the ratio."""
+    engine = sa.create_engine(database_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE IF NOT EXISTS bench_floor (email VARCHAR(254) PRIMARY KEY, "
+            "password VARCHAR(255) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
+        )
+    secret = secrets.token_hex(16)
+    load_env = {
+        "SYNC_SECRET": secret,
+        # What the Panel sends: a finished bcrypt hash, stored as given (no hashing per call).
+        "SYNC_PASSWORD_HASH": hash_password("bench mailbox password", "BLF-CRYPT").removeprefix("{BLF-CRYPT}"),
+        "SYNC_DOMAINS": str(domains),
+    }
+    results = {"workers": WORKERS, "connections": connections, "seconds": seconds}
+    servers = {
+        "floor": ("bench.floor:app", {"BENCH_FLOOR_MYSQL_URL": database_url}),
+        "webhook": (
+            "wsgi:app",
+            {"DATABASE_URL": database_url, "MAIL_SYNC_SECRET": secret, "SECRET_KEY": secrets.token_hex(16)},
+        ),
+    }
+    for name, (app, env) in servers.items():
+        with gunicorn(app, env) as url:
+            results[name] = load(url, {**load_env, "SYNC_RUN": name[0]}, seconds, connections)
+    with engine.connect() as connection:
+        # Every create must have made its account: the load measured work that was done.
+        results["webhook"]["accounts_created"] = connection.scalar(
+            sa.text("SELECT COUNT(*) FROM mail_accounts WHERE email LIKE 'whw-%'")
+        )
+        connection.exec_driver_sql("DROP TABLE bench_floor")
+    engine.dispose()
+    results["ratio"] = round(results["webhook"]["req_per_s"] / results["floor"]["req_per_s"], 2)
+    return results
+
+
+def table(results: dict) -> str:
+    lines = [
+        f"\nWebhook · gunicorn {results['workers']} sync workers · wrk {results['connections']} connections, "
+        f"{results['seconds']} s each",
+        f"{'server':34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'non-2xx':>8}",
+    ]
+    for name, label in (("floor", "floor (Flask + 1 PyMySQL upsert)"), ("webhook", "webhook (create / password)")):
+        row = results[name]
+        lines.append(
+            f"{label:34} {row['req_per_s']:8.1f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
+            f"{row['requests']:9} {row['non_2xx']:8}"
+        )
+    lines.append(f"{'webhook ÷ floor':34} {results['ratio']:8.2f}")
+    return "\n".join(lines)
