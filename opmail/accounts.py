@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from .addresses import InvalidInput, display_domain, normalize_address, normalize_domain
 from .db import get_session
 from .models import (
+    MAX_ID,
     MailAccount,
     MailAlias,
     MailAutoresponder,
@@ -133,8 +134,12 @@ def _ids(raw_ids: Iterable[object]) -> tuple[list[int], list[str]]:
     ids, junk = [], []
     for raw in raw_ids:
         try:
-            ids.append(int(str(raw)))
+            number = int(str(raw))
         except ValueError:
+            number = 0
+        if 0 < number <= MAX_ID:
+            ids.append(number)
+        else:
             junk.append(str(raw))
     return sorted(set(ids)), junk
 
