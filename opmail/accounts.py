@@ -102,9 +102,11 @@ def parse_quota(text: str | None) -> int:
     text = (text or "").strip().replace(",", "")
     if not text:
         return 0
-    if not text.lstrip("-").isdigit() or not text.isascii():
+    # One optional minus (a negative number gets the range message); "--5" is no number at all.
+    if not text.removeprefix("-").isdigit() or not text.isascii():
         raise InvalidInput("Quota must be a whole number of MB (0 = unlimited).", "quota_mb")
-    return check_quota(int(text))
+    # int() refuses over 4,300 digits (ValueError); a number that long is out of range anyway.
+    return check_quota(int(text) if len(text) <= 20 else MAX_QUOTA_MB + 1)
 
 
 def check_display_name(name: str | None) -> str | None:
