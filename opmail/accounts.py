@@ -514,7 +514,9 @@ def delete_aliases(aliases: Iterable[str]) -> BulkResult:
 # One autoresponder per account (the vacation reply Dovecot's Sieve sends), keyed by its address.
 
 MAX_SUBJECT = 255
-MAX_BODY = 65_535
+# A TEXT column (autoresponder body, group description) holds 65,535 bytes on MariaDB: characters
+# outside ASCII take 2-4 bytes each, so the limit is counted in UTF-8 bytes.
+MAX_TEXT_BYTES = 65_535
 
 
 @dataclass(frozen=True)
@@ -535,8 +537,12 @@ def _check_autoresponder(reply: AutoresponderInput) -> AutoresponderInput:
     body = (reply.body or "").strip()
     if not body:
         raise InvalidInput("Enter the reply text.", "body")
-    if len(body) > MAX_BODY or "\x00" in body:
-        raise InvalidInput(f"The reply text must be at most {MAX_BODY:,} characters.", "body")
+    if "\x00" in body:
+        raise InvalidInput("The reply text must not contain NUL characters.", "body")
+    if len(body.encode()) > MAX_TEXT_BYTES:
+        raise InvalidInput(
+            f"The reply text must be at most {MAX_TEXT_BYTES:,} bytes (accented letters count 2).", "body"
+        )
     if reply.starts_at and reply.ends_at and reply.ends_at < reply.starts_at:
         raise InvalidInput("The end date is before the start date.", "ends_at")
     return AutoresponderInput(subject, body, reply.starts_at, reply.ends_at, reply.is_active)
@@ -592,7 +598,13 @@ def _check_group(name: str | None, description: str | None) -> tuple[str, str | 
         raise InvalidInput("Enter a group name.", "name")
     if len(name) > MAX_DISPLAY_NAME or any(ch in name for ch in "\r\n\x00"):
         raise InvalidInput(f"The group name must be one line of at most {MAX_DISPLAY_NAME} characters.", "name")
-    return name, (description or "").strip() or None
+    description = (description or "").strip()
+    if len(description.encode()) > MAX_TEXT_BYTES:
+        raise InvalidInput(
+            f"The description must be at most {MAX_TEXT_BYTES:,} bytes (accented letters count 2).",
+            "description",
+        )
+    return name, description or None
 
 
 def save_group(group_id: int | None, name: str | None, description: str | None) -> MailGroup:
