@@ -23,6 +23,7 @@ from .account_csv import MAX_ROWS, CsvProblem, read_accounts_csv
 from .addresses import InvalidInput, display_domain, normalize_address, normalize_domain
 from .db import get_session
 from .models import (
+    MAX_ID,
     MailAccount,
     MailAlias,
     MailAutoresponder,
@@ -107,9 +108,11 @@ def parse_quota(text: str | None) -> int:
     text = (text or "").strip().replace(",", "")
     if not text:
         return 0
-    if not text.lstrip("-").isdigit() or not text.isascii():
+    # One optional minus (a negative number gets the range message); "--5" is no number at all.
+    if not text.removeprefix("-").isdigit() or not text.isascii():
         raise InvalidInput("Quota must be a whole number of MB (0 = unlimited).", "quota_mb")
-    return check_quota(int(text))
+    # int() refuses over 4,300 digits (ValueError); a number that long is out of range anyway.
+    return check_quota(int(text) if len(text) <= 20 else MAX_QUOTA_MB + 1)
 
 
 def check_display_name(name: str | None) -> str | None:
@@ -139,8 +142,12 @@ def _ids(raw_ids: Iterable[object]) -> tuple[list[int], list[str]]:
     ids, junk = [], []
     for raw in raw_ids:
         try:
-            ids.append(int(str(raw)))
+            number = int(str(raw))
         except ValueError:
+            number = 0
+        if 0 < number <= MAX_ID:
+            ids.append(number)
+        else:
             junk.append(str(raw))
     return sorted(set(ids)), junk
 
@@ -652,7 +659,9 @@ def delete_aliases(aliases: Iterable[str]) -> BulkResult:
 # One autoresponder per account (the vacation reply Dovecot's Sieve sends), keyed by its address.
 
 MAX_SUBJECT = 255
-MAX_BODY = 65_535
+# A TEXT column (autoresponder body, group description) holds 65,535 bytes on MariaDB: characters
+# outside ASCII take 2-4 bytes each, so the limit is counted in UTF-8 bytes.
+MAX_TEXT_BYTES = 65_535
 
 
 @dataclass(frozen=True)
@@ -673,8 +682,12 @@ def _check_autoresponder(reply: AutoresponderInput) -> AutoresponderInput:
     body = (reply.body or "").strip()
     if not body:
         raise InvalidInput("Enter the reply text.", "body")
-    if len(body) > MAX_BODY or "\x00" in body:
-        raise InvalidInput(f"The reply text must be at most {MAX_BODY:,} characters.", "body")
+    if "\x00" in body:
+        raise InvalidInput("The reply text must not contain NUL characters.", "body")
+    if len(body.encode()) > MAX_TEXT_BYTES:
+        raise InvalidInput(
+            f"The reply text must be at most {MAX_TEXT_BYTES:,} bytes (accented letters count 2).", "body"
+        )
     if reply.starts_at and reply.ends_at and reply.ends_at < reply.starts_at:
         raise InvalidInput("The end date is before the start date.", "ends_at")
     return AutoresponderInput(subject, body, reply.starts_at, reply.ends_at, reply.is_active)
@@ -737,7 +750,13 @@ def _check_group(name: str | None, description: str | None) -> tuple[str, str | 
         raise InvalidInput("Enter a group name.", "name")
     if len(name) > MAX_DISPLAY_NAME or any(ch in name for ch in "\r\n\x00"):
         raise InvalidInput(f"The group name must be one line of at most {MAX_DISPLAY_NAME} characters.", "name")
-    return name, (description or "").strip() or None
+    description = (description or "").strip()
+    if len(description.encode()) > MAX_TEXT_BYTES:
+        raise InvalidInput(
+            f"The description must be at most {MAX_TEXT_BYTES:,} bytes (accented letters count 2).",
+            "description",
+        )
+    return name, description or None
 
 
 def save_group(group_id: int | None, name: str | None, description: str | None) -> MailGroup:

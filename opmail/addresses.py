@@ -31,7 +31,8 @@ class InvalidInput(ValueError):
 
 def _refuse_invisible(value: str, what: str) -> None:
     # Cc = control (CR, LF, NUL); Cf = format (zero-width, bidi overrides): both disguise addresses.
-    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+    # Cs = a lone surrogate (JSON's "\ud800"): not text at all, it cannot even be encoded as UTF-8.
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in value):
         raise InvalidInput(f"{what} must not contain control or invisible characters.")
 
 

@@ -36,6 +36,9 @@ BIND_KEY = "opmail"
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; MariaDB gets the spec's BIGINT.
 BigId = BigInteger().with_variant(Integer, "sqlite")
+# The largest id either database can hold (signed 64 bits): a bigger number from a URL or a form is
+# no id at all, and binding it raises (SQLite: OverflowError) instead of matching nothing.
+MAX_ID = 2**63 - 1
 UnsignedInt = Integer().with_variant(MYSQL_INTEGER(unsigned=True), "mysql", "mariadb")
 # MariaDB's TEXT stops at 64 KB: one bulk action's addresses and changes outgrow it at ~2,000 accounts.
 LongText = Text().with_variant(LONGTEXT(), "mysql", "mariadb")

@@ -29,7 +29,8 @@ def validate_password(plain: str, scheme: str) -> None:
     """Raise InvalidInput when ``plain`` cannot be stored under ``scheme``."""
     if not isinstance(plain, str) or not plain.strip():
         raise InvalidInput("Enter a password.", "password")
-    if any(unicodedata.category(ch) == "Cc" for ch in plain):
+    # Cs: a lone surrogate (JSON's "\ud800") has no UTF-8 form, so it could not be hashed.
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in plain):
         raise InvalidInput("The password must not contain control characters.", "password")
     if scheme == "BLF-CRYPT" and len(plain.encode("utf-8")) > BCRYPT_MAX_BYTES:
         raise InvalidInput(

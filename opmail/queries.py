@@ -10,6 +10,7 @@ from sqlalchemy.orm import aliased
 
 from .db import get_session
 from .models import (
+    MAX_ID,
     AdminEvent,
     MailAccount,
     MailAlias,
@@ -128,7 +129,7 @@ def _positive_int(value) -> int | None:
         number = int(value)
     except (TypeError, ValueError):
         return None
-    return number if number > 0 else None
+    return number if 0 < number <= MAX_ID else None
 
 
 _two_factor_on = UserTwoFactor.id.is_not(None)

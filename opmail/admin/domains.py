@@ -20,6 +20,9 @@ from .forms import AdminForm, AdminPasswordForm, DomainForm
 class DomainsView(ProtectedView, ModelView):
     form_base_class = AdminForm
     can_delete = False  # deletes go through the password-confirmed delete_view below
+    # A domain's name never changes (its accounts' addresses hang on it); Flask-Admin's stock edit
+    # form would save any text as the name, past normalize_domain.
+    can_edit = False
     can_view_details = False
 
     def render_list(self, form: DomainForm | None = None, status: int = 200):

@@ -46,7 +46,9 @@ class LoginRecoveryForm(FlaskForm):
 
 def safe_next(target: str | None) -> str:
     """``target`` when it is a path on this site, else the admin home (no open redirect)."""
-    if target:
+    # Control characters: urlsplit drops tabs and newlines (so "/\t/evil.com" would look on-site),
+    # and a CR or LF cannot go into the Location header at all.
+    if target and target.isprintable():
         parts = urlsplit(target)
         on_site = not parts.scheme and not parts.netloc
         if on_site and target.startswith("/") and not target.startswith(("//", "/\\")):

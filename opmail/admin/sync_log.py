@@ -7,7 +7,7 @@ from flask_admin.contrib.sqla.filters import FilterEqual
 
 from ..accounts import SYNC_ACTIONS, SYNC_OUTCOMES
 from ..addresses import display_address
-from ..models import SyncEvent
+from ..models import MAX_ID, SyncEvent
 from .base import ProtectedView
 from .forms import AdminForm
 
@@ -36,3 +36,8 @@ class SyncLogView(ProtectedView, ModelView):
     column_default_sort = [("received_at", True), ("id", True)]
     column_formatters = {"email": lambda _view, _context, event, _name: display_address(event.email)}
     page_size = 50
+
+    def get_list(self, page, *args, **kwargs):
+        # Flask-Admin takes ?page= as any int: a negative offset or one past 64 bits is an SQL
+        # error on MariaDB (SQLite: OverflowError). Out of range shows an empty page instead.
+        return super().get_list(min(max(page or 0, 0), MAX_ID // self.page_size), *args, **kwargs)
