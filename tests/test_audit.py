@@ -548,3 +548,10 @@ def test_a_bulk_action_adds_one_insert_whatever_the_selection(app, admin, action
             admin.post("/admin/accounts/action/", {"action": action, "rowid": selection, "quota_mb": "10", "url": "/"})
         touching = [s.split()[0] for s in statements if "mail_accounts" in s or "admin_events" in s]
         assert touching == ["SELECT", "UPDATE", "INSERT"], statements
+
+
+@pytest.mark.parametrize("page", ["-5", "99999999999999999999"])
+def test_a_page_number_out_of_range_is_an_empty_page(admin, page):
+    response = admin.get(f"/admin/audit/?page={page}")
+    assert response.status_code == 200
+    assert "Audit Log" in response.text

@@ -11,7 +11,7 @@ from sqlalchemy import literal
 
 from ..audit import ACTIONS
 from ..models import AdminEvent
-from .base import ProtectedView
+from .base import ClampedPages, ProtectedView
 from .format import display_target, quota_label
 from .forms import AdminForm
 
@@ -68,7 +68,7 @@ def _targets(view, event: AdminEvent, limit: int | None) -> Markup:
     return Markup('<ul class="list-unstyled mb-0">{}</ul>').format(Markup("").join(lines))
 
 
-class AuditLogView(ProtectedView, ModelView):
+class AuditLogView(ProtectedView, ClampedPages, ModelView):
     """Who changed what in the mail admin, and when. Passwords and hashes are never recorded."""
 
     form_base_class = AdminForm  # Flask-WTF's CSRF, like every opmail admin form

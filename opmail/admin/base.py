@@ -10,6 +10,7 @@ from .. import audit
 from ..auth import acting_admin_name, admin_access_allowed, two_factor_setup_due
 from ..errors import add_page_handlers
 from ..htmx import is_htmx, redirect_client
+from ..models import MAX_ID
 
 
 def check_csrf() -> None:
@@ -37,6 +38,17 @@ def _host_login():
     from flask_login import current_user
 
     return None if current_user.is_authenticated else login_manager.unauthorized()
+
+
+class ClampedPages:
+    """Mixin for Flask-Admin list views: an out-of-range ``?page=`` shows an empty page.
+
+    Flask-Admin takes ?page= as any int: a negative offset or one past 64 bits is an SQL error on
+    MariaDB (SQLite: OverflowError).
+    """
+
+    def get_list(self, page, *args, **kwargs):
+        return super().get_list(min(max(page or 0, 0), MAX_ID // self.page_size), *args, **kwargs)
 
 
 class ProtectedView:

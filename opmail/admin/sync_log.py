@@ -7,8 +7,8 @@ from flask_admin.contrib.sqla.filters import FilterEqual
 
 from ..accounts import SYNC_ACTIONS, SYNC_OUTCOMES
 from ..addresses import display_address
-from ..models import MAX_ID, SyncEvent
-from .base import ProtectedView
+from ..models import SyncEvent
+from .base import ClampedPages, ProtectedView
 from .forms import AdminForm
 
 
@@ -16,7 +16,7 @@ def _choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
     return [(value, value) for value in values]
 
 
-class SyncLogView(ProtectedView, ModelView):
+class SyncLogView(ProtectedView, ClampedPages, ModelView):
     """Troubleshooting the Panel agent: what it asked for, and what opmail did about it."""
 
     form_base_class = AdminForm  # Flask-WTF's CSRF, like every opmail admin form
@@ -36,8 +36,3 @@ class SyncLogView(ProtectedView, ModelView):
     column_default_sort = [("received_at", True), ("id", True)]
     column_formatters = {"email": lambda _view, _context, event, _name: display_address(event.email)}
     page_size = 50
-
-    def get_list(self, page, *args, **kwargs):
-        # Flask-Admin takes ?page= as any int: a negative offset or one past 64 bits is an SQL
-        # error on MariaDB (SQLite: OverflowError). Out of range shows an empty page instead.
-        return super().get_list(min(max(page or 0, 0), MAX_ID // self.page_size), *args, **kwargs)
