@@ -22,6 +22,7 @@ from markupsafe import escape
 
 from opmail.db import get_session
 from opmail.models import MailAutoresponder, MailDomain, MailGroup, SyncEvent
+from tests.browser import save_screenshot
 from tests.conftest import ADMIN_PASSWORD, AdminClient, csrf_from
 from tests.helpers import add_account, add_domain, snapshot
 from tests.test_sync import PANEL_HASH, SECRET, SHA512_HASH, URL as WEBHOOK, post
@@ -673,3 +674,24 @@ def test_off_site_next_after_login_is_ignored(app, client, admin_user, target):
 def test_off_site_url_of_a_bulk_action_is_ignored(app, admin, jane, target):
     response = admin.post(BULK, {"action": "suspend", "rowid": str(jane), "url": target + "?q=jane"})
     assert response.status_code == 302 and response.location == ACCOUNTS + "?q=jane"
+
+
+def test_payloads_stay_text_in_a_real_browser(app, logged_in_page, jane):
+    """Chromium renders the stored payloads as text, in the page and after an htmx swap: no alert,
+    no <img>, no live hx-post (which would log the admin out on load)."""
+    for number, payload in enumerate(PAYLOADS.values()):
+        add_account(app, f"x{number}@example.com", display_name=payload)
+    page = logged_in_page
+    alerts = []
+    page.on("dialog", lambda dialog: (alerts.append(dialog.message), dialog.dismiss()))
+    page.goto(ACCOUNTS)
+    page.get_by_label("Search").fill("x")  # the rows come back as an htmx fragment
+    page.wait_for_url("**q=x**")
+    table = page.locator("#opmail-accounts")
+    for payload in PAYLOADS.values():
+        assert table.get_by_text(payload, exact=True).count() == 1
+    # The bulk form around the table has its own hx-post: look inside the rows.
+    assert table.locator("tbody").locator("script, img, [hx-post]").count() == 0 and alerts == []
+    save_screenshot(page, "bad-input-payloads")
+    page.goto(ACCOUNTS)  # still logged in: the hx-post to logout never ran
+    assert page.url.endswith(ACCOUNTS)
