@@ -24,7 +24,7 @@ from opmail.db import get_session
 from opmail.models import MailAutoresponder, MailDomain, MailGroup, SyncEvent
 from tests.browser import save_screenshot
 from tests.conftest import ADMIN_PASSWORD, AdminClient, csrf_from
-from tests.helpers import add_account, add_domain, snapshot
+from tests.helpers import add_account, add_domain, opened_version, snapshot
 from tests.test_sync import PANEL_HASH, SECRET, SHA512_HASH, URL as WEBHOOK, post
 
 ACCOUNTS = "/admin/accounts/"
@@ -330,7 +330,10 @@ def test_bulk_ids_out_of_range_change_nothing(app, admin, jane, field):
 
 
 def test_quota_zero_is_unlimited_not_a_refusal(app, admin, jane):
-    response = admin.post(f"{ACCOUNTS}edit/?id={jane}", {"display_name": "", "quota_mb": "0", "status": "active"})
+    response = admin.post(
+        f"{ACCOUNTS}edit/?id={jane}",
+        {"display_name": "", "quota_mb": "0", "status": "active", "version": opened_version(admin, jane)},
+    )
     assert response.status_code == 302
     assert "Unlimited" in admin.get(ACCOUNTS).text
 
@@ -351,7 +354,10 @@ def shown_escaped(page: str, payload: str) -> bool:
 
 @pytest.mark.parametrize("payload", PAYLOADS.values(), ids=PAYLOADS.keys())
 def test_display_name_is_stored_as_text_and_shown_escaped(app, admin, jane, payload):
-    saved = admin.post(f"{ACCOUNTS}edit/?id={jane}", {"display_name": payload, "quota_mb": "0", "status": "active"})
+    saved = admin.post(
+        f"{ACCOUNTS}edit/?id={jane}",
+        {"display_name": payload, "quota_mb": "0", "status": "active", "version": opened_version(admin, jane)},
+    )
     assert saved.status_code == 302
     assert shown_escaped(admin.get(ACCOUNTS).text, payload)
     assert shown_escaped(admin.get(ACCOUNTS, htmx=True).text, payload)  # the rows fragment
@@ -432,7 +438,7 @@ def test_text_over_the_field_limit_is_refused(app, admin, jane, field, value, fr
 # --- Passwords and hashes --------------------------------------------------------------------------
 
 PASSWORDS = [
-    ("empty", "", "This field is required.", "Send the password"),
+    ("empty", "", "This field is required.", "Enter the password"),
     ("whitespace only", "   ", "Enter a password.", "Enter a password."),
     ("tab and spaces", "\t \t", "Enter a password.", "Enter a password."),
     ("control character", "pass\x07word", "control characters", "control characters"),
@@ -520,8 +526,8 @@ TRANSPORT = [
     ("unknown action", {**DELETE_JANE, "action": "update"}, 422, "action", "must be one of"),
     ("action missing", {"email": "jane@example.com"}, 422, "action", "must be one of"),
     ("action not a string", {**DELETE_JANE, "action": ["delete"]}, 422, "action", "must be one of"),
-    ("password not a string", {"action": "password", "email": "jane@example.com", "password": 12345678}, 422, "password", "Send the password"),
-    ("password missing", {"action": "password", "email": "jane@example.com"}, 422, "password", "Send the password"),
+    ("password not a string", {"action": "password", "email": "jane@example.com", "password": 12345678}, 422, "password", "Enter the password"),
+    ("password missing", {"action": "password", "email": "jane@example.com"}, 422, "password", "Enter the password"),
     ("domain disagrees", {**DELETE_JANE, "domain": "other.org"}, 422, "domain", "does not match"),
     ("domain not a string", {**DELETE_JANE, "domain": 5}, 422, "domain", "Enter a domain name."),
 ]
@@ -652,6 +658,7 @@ def test_a_get_never_changes_state(app, admin, jane):
         for htmx in (False, True):
             response = admin.get(url, htmx=htmx)
             assert response.status_code < 500, url
+            response.close()  # the CSV export streams: end it within its request
     assert snapshot(app) == before
 
 
