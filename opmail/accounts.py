@@ -14,14 +14,14 @@ from datetime import datetime
 from typing import Any, Callable, Iterable, Iterator
 
 from flask import current_app
-from sqlalchemy import Connection, Row, case, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import audit
 from .account_csv import MAX_ROWS, CsvProblem, read_accounts_csv
 from .addresses import InvalidInput, display_domain, normalize_address, normalize_domain
-from .db import get_session
+from .db import get_engine, get_session
 from .models import (
     MAX_ID,
     MailAccount,
@@ -920,23 +920,36 @@ def check_sync_call(body: object) -> SyncCall:
     return SyncCall(action, email, password_hash, quota_mb)
 
 
+# The webhook's statements, built once: the Panel's agent calls for every account it touches, and
+# building a statement per call cost more than running it. Plain SQL on the session's connection, no
+# unit-of-work flush (bench/README.md, "Webhook").
+_ACCOUNTS = MailAccount.__table__
+_DOMAINS = MailDomain.__table__
+_ACCOUNT_ID = select(_ACCOUNTS.c.id).where(_ACCOUNTS.c.email == bindparam("email"))
+_LOCKED = select(_ACCOUNTS.c.id, _ACCOUNTS.c.deleted_at).with_for_update()
+_LOCKED_BY_EMAIL = _LOCKED.where(_ACCOUNTS.c.email == bindparam("email"))
+_LOCKED_BY_ID = _LOCKED.where(_ACCOUNTS.c.id == bindparam("account_id"))
+_DOMAIN_ID = select(_DOMAINS.c.id).where(_DOMAINS.c.domain == bindparam("domain"))
+# SET takes the columns named in the parameters (all but account_id).
+_UPDATE_ACCOUNT = update(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("account_id"))
+_INSERT_ACCOUNT = insert(_ACCOUNTS)
+_INSERT_DOMAIN = insert(_DOMAINS)
+_INSERT_EVENT = insert(SyncEvent.__table__)
+
+
 def _synced(
     action: str, email: str, remote_addr: str | None, change: Callable[[Connection, datetime], str]
 ) -> str:
-    """Run ``change`` and log its outcome in one transaction; run it afresh after a lost race.
-
-    The Panel's agent calls this for every account it touches, so it is plain SQL on the session's
-    connection: a handful of compiled statements, no unit-of-work flush (bench/README.md, webhook).
-    """
+    """Run ``change`` and log its outcome in one transaction; run it afresh after a lost race."""
     attempts_left = SYNC_ATTEMPTS
     while True:
         try:
-            with transaction() as db:
-                connection = db.connection(bind_arguments={"mapper": MailAccount})
+            # A connection of its own, not the request's ORM session: the call needs nothing of it.
+            with get_engine().begin() as connection:
                 now = utcnow()
                 outcome = change(connection, now)
                 connection.execute(
-                    insert(SyncEvent),
+                    _INSERT_EVENT,
                     {
                         "action": action,
                         "email": email,
@@ -954,36 +967,37 @@ def _synced(
                 raise
 
 
-_ACCOUNTS = MailAccount.__table__
-_DOMAINS = MailDomain.__table__
+def _account_to_change(connection: Connection, email: str) -> Row | None:
+    """``(id, deleted_at)`` of the account at ``email``, locked, or None when there is none.
 
-
-def _locked_account(connection: Connection, email: str) -> Row | None:
-    """``(id, deleted_at)`` of the account at ``email``, read fresh under a row lock, or None.
-
-    Found first, then locked by primary key: a locking read of an absent address takes a gap lock
-    on MariaDB, and two calls that both hold one deadlock as soon as both insert.
+    For password and delete, which never insert an account: one locking read, whose gap lock on an
+    absent address can hold up a concurrent create for a moment but never deadlock with it.
     """
-    account_id = connection.scalar(select(_ACCOUNTS.c.id).where(_ACCOUNTS.c.email == email))
+    return connection.execute(_LOCKED_BY_EMAIL, {"email": email}).one_or_none()
+
+
+def _account_to_upsert(connection: Connection, email: str) -> Row | None:
+    """The same for create, which inserts when there is none: found first, then locked by primary
+    key, because two creates that both hold the gap lock of an absent address deadlock as soon as
+    both insert."""
+    account_id = connection.scalar(_ACCOUNT_ID, {"email": email})
     if account_id is None:
         return None
-    return connection.execute(
-        select(_ACCOUNTS.c.id, _ACCOUNTS.c.deleted_at).where(_ACCOUNTS.c.id == account_id).with_for_update()
-    ).one_or_none()
+    return connection.execute(_LOCKED_BY_ID, {"account_id": account_id}).one_or_none()
 
 
 def _domain_id(connection: Connection, name: str, now: datetime) -> int:
     """The id of domain ``name``, added (active) when missing; an existing one is left as it is."""
-    domain_id = connection.scalar(select(_DOMAINS.c.id).where(_DOMAINS.c.domain == name))
+    domain_id = connection.scalar(_DOMAIN_ID, {"domain": name})
     if domain_id is None:
         domain_id = connection.execute(
-            insert(_DOMAINS), {"domain": name, "created_at": now, "updated_at": now}
+            _INSERT_DOMAIN, {"domain": name, "created_at": now, "updated_at": now}
         ).inserted_primary_key[0]
     return domain_id
 
 
 def _update_account(connection: Connection, account_id: int, **values: object) -> None:
-    connection.execute(update(_ACCOUNTS).where(_ACCOUNTS.c.id == account_id).values(**values))
+    connection.execute(_UPDATE_ACCOUNT, {"account_id": account_id, **values})
 
 
 def sync_create(email: str, password_hash: str, quota_mb: int, remote_addr: str | None) -> str:
@@ -998,11 +1012,11 @@ def sync_create(email: str, password_hash: str, quota_mb: int, remote_addr: str 
             "last_synced_at": now,
             "updated_at": now,
         }
-        account = _locked_account(connection, email)
+        account = _account_to_upsert(connection, email)
         if account is None:
             domain_id = _domain_id(connection, email.partition("@")[2], now)
             connection.execute(
-                insert(_ACCOUNTS), {"email": email, "domain_id": domain_id, "created_at": now, **values}
+                _INSERT_ACCOUNT, {"email": email, "domain_id": domain_id, "created_at": now, **values}
             )
             return "created"
         _update_account(connection, account.id, **values)
@@ -1015,7 +1029,7 @@ def sync_delete(email: str, remote_addr: str | None) -> str:
     """Soft-delete the Panel's account (the row stays, it can no longer log in); absent = noop."""
 
     def change(connection: Connection, now: datetime) -> str:
-        account = _locked_account(connection, email)
+        account = _account_to_change(connection, email)
         if account is None or account.deleted_at is not None:
             return "noop"
         _update_account(connection, account.id, deleted_at=now, last_synced_at=now, updated_at=now)
@@ -1028,7 +1042,7 @@ def sync_password(email: str, password_hash: str, remote_addr: str | None) -> st
     """Set the stored hash of a live account; an absent or deleted one is a noop."""
 
     def change(connection: Connection, now: datetime) -> str:
-        account = _locked_account(connection, email)
+        account = _account_to_change(connection, email)
         if account is None or account.deleted_at is not None:
             return "noop"
         _update_account(connection, account.id, password=password_hash, last_synced_at=now, updated_at=now)
