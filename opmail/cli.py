@@ -27,8 +27,9 @@ def opmail_cli() -> None:
 @opmail_cli.command("init-db")
 @with_appcontext
 def init_db() -> None:
-    """Create the opmail tables that do not exist yet (safe to run again)."""
-    create_schema()
+    """Create the opmail tables, or bring an older opmail's up to date (safe to run again)."""
+    for change in create_schema():
+        click.echo(change)
     click.echo("Schema ready.")
 
 
