@@ -16,10 +16,33 @@ from .account_csv import MAX_BYTES
 from .addresses import InvalidInput
 from .auth import create_first_admin, set_admin_password, unlock_admin
 from .db import create_schema
+from .errors import DATABASE_AWAY
 from .passwords import hash_password
 
 
-@click.group("opmail")
+def database_problem(error: Exception) -> str:
+    """One line saying why the database could not be used: the driver's own words, no trace."""
+    orig = getattr(error, "orig", None) or error
+    reason = str(orig.args[-1] if orig.args else orig).strip()
+    if reason.startswith("no such table"):  # SQLite, before init-db
+        return f"the database has no opmail tables yet ({reason}). Run: flask opmail init-db"
+    return (
+        f"the database is not answering ({reason}). "
+        "Check DATABASE_URL and that the server is running."
+    )
+
+
+class OpMailGroup(click.Group):
+    """Commands whose database is away say so in one line and exit 1 instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DATABASE_AWAY as error:
+            raise click.ClickException(database_problem(error)) from None
+
+
+@click.group("opmail", cls=OpMailGroup)
 def opmail_cli() -> None:
     """Manage opmail: schema, admins, Dovecot config, Panel sync."""
 
@@ -27,8 +50,9 @@ def opmail_cli() -> None:
 @opmail_cli.command("init-db")
 @with_appcontext
 def init_db() -> None:
-    """Create the opmail tables that do not exist yet (safe to run again)."""
-    create_schema()
+    """Create the opmail tables, or bring an older opmail's up to date (safe to run again)."""
+    for change in create_schema():
+        click.echo(change)
     click.echo("Schema ready.")
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import Engine, event
+from sqlalchemy import Column, Computed, Connection, Dialect, Engine, event, inspect, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import CreateColumn
 
-from .models import BIND_KEY, Base
+from .models import BIND_KEY, Base, MailAccount, MailQuotaUsage
 
 
 def get_session() -> Session:
@@ -18,9 +19,68 @@ def get_engine() -> Engine:
     return current_app.extensions["opmail"].db.engines[BIND_KEY]
 
 
-def create_schema() -> None:
-    """Create every opmail table that does not exist yet (safe to run again)."""
-    Base.metadata.create_all(get_engine())
+def create_schema() -> list[str]:
+    """Create the opmail tables, and bring the ones an older opmail made up to date.
+
+    Adds the missing columns and indexes, then creates the missing tables and the triggers.
+    Safe to run again: a database already up to date is left alone. Returns what was added.
+    """
+    with get_engine().begin() as connection:
+        added = upgrade_tables(connection)
+        # After the columns exist: create_all also runs the triggers (CREATE TRIGGER IF NOT EXISTS)
+        # that keep mail_accounts.used_bytes equal to mail_quota_usage.bytes.
+        Base.metadata.create_all(connection)
+        if "Added column mail_accounts.used_bytes" in added:
+            copy_recorded_usage(connection)
+    return added
+
+
+def upgrade_tables(connection: Connection) -> list[str]:
+    """Add the model's columns and indexes that the existing opmail tables lack."""
+    inspector = inspect(connection)
+    existing = set(inspector.get_table_names())
+    preparer = connection.dialect.identifier_preparer
+    added = []
+    for table in Base.metadata.sorted_tables:
+        if table.name not in existing:
+            continue  # create_all makes it whole
+        columns = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in columns:
+                connection.exec_driver_sql(
+                    f"ALTER TABLE {preparer.format_table(table)} "
+                    f"ADD COLUMN {column_ddl(column, connection.dialect)}"
+                )
+                added.append(f"Added column {table.name}.{column.name}")
+        indexes = {index["name"] for index in inspector.get_indexes(table.name)}
+        for index in sorted(table.indexes, key=lambda index: index.name):
+            if index.name not in indexes:
+                index.create(connection)
+                added.append(f"Added index {index.name}")
+    return added
+
+
+def column_ddl(column: Column, dialect: Dialect) -> str:
+    """``column``'s definition as CREATE TABLE would write it, for ALTER TABLE … ADD COLUMN."""
+    if dialect.name == "sqlite" and column.computed is not None and column.computed.persisted:
+        # SQLite cannot add a STORED generated column to a table; a VIRTUAL one reads, sorts and
+        # indexes the same (it is computed on read instead of on write).
+        column = Column(
+            column.name,
+            column.type,
+            Computed(column.computed.sqltext, persisted=False),
+            nullable=column.nullable,
+        )
+    return str(CreateColumn(column).compile(dialect=dialect))
+
+
+def copy_recorded_usage(connection: Connection) -> None:
+    """Fill a just-added ``used_bytes`` from what Dovecot recorded (the triggers do the rest)."""
+    accounts, usage = MailAccount.__table__, MailQuotaUsage.__table__
+    recorded = select(usage.c.bytes).where(usage.c.email == accounts.c.email)
+    connection.execute(
+        update(accounts).where(recorded.exists()).values(used_bytes=recorded.scalar_subquery())
+    )
 
 
 def enforce_sqlite_foreign_keys(engine: Engine) -> None:
