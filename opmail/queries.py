@@ -42,6 +42,10 @@ PER_PAGE = 50
 # Beyond this many matches the accounts list stops counting ("10,000+ accounts") and paging: an exact
 # COUNT(*) or a deep OFFSET reads every matching row, which at a million accounts takes seconds.
 COUNT_CAP = 10_000
+# A search that starts with "*" (anywhere in the address) can use no index: it reads every address
+# it checks. It checks the first SUBSTRING_SCAN addresses the other filters leave, in address order,
+# and the list says where it stopped, so one search never reads a million rows.
+SUBSTRING_SCAN = 50_000
 STATUSES = {
     "": "All (not deleted)",
     "active": "Active",
@@ -73,6 +77,7 @@ class Page:
     page: int
     per_page: int
     capped: bool = False  # more than ``total`` rows match; only the first ``total`` are paged
+    scanned_to: str | None = None  # a substring search looked at the addresses up to this one only
 
     @property
     def pages(self) -> int:
@@ -155,7 +160,8 @@ def _like_pattern(term: str) -> str:
     return pattern if pattern.endswith("%") else pattern + "%"
 
 
-def _account_conditions(filters: AccountFilters) -> list:
+def _account_conditions(filters: AccountFilters) -> tuple[list, str | None]:
+    """The WHERE of the filters, and the last address a substring search reaches (None: all)."""
     conditions = []
     if filters.status == "deleted":
         conditions.append(MailAccount.deleted_at.is_not(None))
@@ -169,31 +175,46 @@ def _account_conditions(filters: AccountFilters) -> list:
         conditions.append(_two_factor_enabled if filters.twofa == "on" else ~_two_factor_enabled)
     if filters.near_quota:
         conditions.append(_near_quota)
+    scanned_to = None
     if filters.q:
-        # Prefix matches use the unique indexes on email and domain (substring only with "*"). The
-        # matching domains are looked up first: with their ids as a plain IN list, MariaDB merges the
-        # two index ranges, where an IN (subquery) made it scan every account.
+        db = get_session()
+        if filters.q.startswith("*"):
+            # The last address to check, and whether any comes after it.
+            last, *beyond = db.scalars(
+                select(MailAccount.email)
+                .where(*conditions)
+                .order_by(MailAccount.email)
+                .offset(SUBSTRING_SCAN - 1)
+                .limit(2)
+            ).all() or [None]
+            if beyond:
+                scanned_to = last
+                conditions.append(MailAccount.email <= scanned_to)
+        # Prefix matches use the unique indexes on email and domain. The matching domains are
+        # looked up first: with their ids as a plain IN list, MariaDB merges the two index ranges,
+        # where an IN (subquery) made it scan every account.
         pattern = _like_pattern(filters.q.lower())
         address = MailAccount.email.like(pattern, escape="\\")
-        domain_ids = get_session().scalars(
+        domain_ids = db.scalars(
             select(MailDomain.id).where(MailDomain.domain.like(pattern, escape="\\"))
         ).all()
         conditions.append(or_(address, MailAccount.domain_id.in_(domain_ids)) if domain_ids else address)
-    return conditions
+    return conditions, scanned_to
 
 
 def account_page(filters: AccountFilters, per_page: int = PER_PAGE) -> Page:
-    """One page of the accounts list: count and rows (plus the domain lookup of a search), whatever
-    the page size or the table size. Counting stops at COUNT_CAP, and so do the pages."""
+    """One page of the accounts list: count and rows (plus the domain lookup of a search, and the
+    scan bound of a substring search), whatever the page size or the table size. Counting stops at
+    COUNT_CAP, and so do the pages."""
     db = get_session()
-    conditions = _account_conditions(filters)
+    conditions, scanned_to = _account_conditions(filters)
     matches = select(MailAccount.id).where(*conditions).limit(COUNT_CAP + 1).subquery()
     total = db.scalar(select(func.count()).select_from(matches))
     capped = total > COUNT_CAP
     total = min(total, COUNT_CAP)
     page = min(filters.page, max(1, -(-total // per_page)))
     rows = db.execute(_account_rows(filters, conditions).limit(per_page).offset((page - 1) * per_page)).all()
-    return Page(rows=rows, total=total, page=page, per_page=per_page, capped=capped)
+    return Page(rows=rows, total=total, page=page, per_page=per_page, capped=capped, scanned_to=scanned_to)
 
 
 def _account_rows(filters: AccountFilters, conditions: list) -> Select:
@@ -238,7 +259,8 @@ def account_export(filters: AccountFilters) -> Iterator[tuple]:
     """Every account the filters match (not one page), in the list's order, as the CSV export's
     cells. One statement, read EXPORT_CHUNK rows at a time (a server-side cursor on MariaDB), so
     a million accounts never sit in memory together."""
-    statement = _account_rows(filters, _account_conditions(filters)).execution_options(
+    conditions, _ = _account_conditions(filters)
+    statement = _account_rows(filters, conditions).execution_options(
         yield_per=EXPORT_CHUNK
     )
     for row in get_session().execute(statement):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from opmail import accounts
+from opmail import accounts, queries
 from opmail.db import get_session
 from opmail.models import (
     MailAccount,
@@ -92,6 +92,24 @@ def test_search_narrows_by_address_or_domain_as_a_fragment(admin, three):
     assert emails_on(admin.get(LIST + "?q=*ob@", htmx=True).text) == ["bob@example.com"]
     assert emails_on(admin.get(LIST + "?q=zzz", htmx=True).text) == []
     assert "No accounts match." in admin.get(LIST + "?q=zzz", htmx=True).text
+
+
+def test_substring_search_stops_after_a_bounded_number_of_addresses_and_says_where(app, admin, monkeypatch):
+    add_domain(app, "example.com")
+    for name in ("anna", "bob", "dan", "ned", "nina"):
+        add_account(app, f"{name}@example.com")
+    # Every address but bob's contains "n"; the search checks the first three addresses only.
+    monkeypatch.setattr(queries, "SUBSTRING_SCAN", 3)
+    response = admin.get(LIST + "?q=*n", htmx=True)
+    assert emails_on(response.text) == ["anna@example.com", "dan@example.com"]
+    assert "so it stopped at dan@example.com" in response.text
+    # A prefix search uses the index: no bound, no notice.
+    response = admin.get(LIST + "?q=ni", htmx=True)
+    assert emails_on(response.text) == ["nina@example.com"] and "it stopped at" not in response.text
+    # As many addresses as the bound: all are checked, and nothing is said.
+    monkeypatch.setattr(queries, "SUBSTRING_SCAN", 5)
+    response = admin.get(LIST + "?q=*n", htmx=True)
+    assert len(emails_on(response.text)) == 4 and "it stopped at" not in response.text
 
 
 def test_search_pushes_the_short_url_and_keeps_the_sort(admin, three):
