@@ -40,7 +40,7 @@ def _free_port() -> int:
 
 @contextmanager
 def gunicorn(app: str, env: dict[str, str]):
-    """``gunicorn -w 2`` serving ``app`` on a free loopback port; yields the base URL."""
+    """``gunicorn -w 2`` serving ``app`` on a free loopback port; yields the base URL and its pid."""
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--bind", f"127.0.0.1:{port}", app],
@@ -60,10 +60,32 @@ def gunicorn(app: str, env: dict[str, str]):
                     raise RuntimeError(f"gunicorn {app} did not start: {server.stderr.read().decode()[-2000:]}")
                 time.sleep(0.2)
         time.sleep(1)  # both workers up, not only the arbiter's socket
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", server.pid
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _children(pid: int) -> list[int]:
+    """The gunicorn workers (the arbiter itself does no request work)."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _mariadbd() -> list[int]:
+    """The local MariaDB server's pid, when it runs on this machine (else its CPU is not counted)."""
+    found = subprocess.run(["pgrep", "-x", "mariadbd"], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in found]
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes used so far (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        # Fields 14 and 15 (utime, stime) follow the ")" that ends the command name.
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def parse_wrk(output: str) -> dict:
@@ -118,8 +140,14 @@ def run(database_url: str, domains: int, seconds: int, connections: int) -> dict
         ),
     }
     for name, (app, env) in servers.items():
-        with gunicorn(app, env) as url:
+        with gunicorn(app, env) as (url, arbiter):
+            workers = _children(arbiter)
+            before = {"python": _cpu_seconds(workers), "mariadb": _cpu_seconds(_mariadbd())}
             results[name] = load(url, {**load_env, "SYNC_RUN": name[0]}, seconds, connections)
+            for process, start in before.items():
+                used = _cpu_seconds(workers if process == "python" else _mariadbd()) - start
+                # CPU per request: what the throughput ratio is made of, less sensitive to other load.
+                results[name][f"{process}_cpu_us"] = round(used / results[name]["requests"] * 1e6)
     with engine.connect() as connection:
         # Every create must have made its account: the load measured work that was done.
         results["webhook"]["accounts_created"] = connection.scalar(
@@ -135,13 +163,14 @@ def table(results: dict) -> str:
     lines = [
         f"\nWebhook · gunicorn {results['workers']} sync workers · wrk {results['connections']} connections, "
         f"{results['seconds']} s each",
-        f"{'server':34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'non-2xx':>8}",
+        f"{'server':34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'non-2xx':>8} "
+        f"{'CPU µs/request: Python':>23} {'MariaDB':>8}",
     ]
     for name, label in (("floor", "floor (Flask + 1 PyMySQL upsert)"), ("webhook", "webhook (create / password)")):
         row = results[name]
         lines.append(
             f"{label:34} {row['req_per_s']:8.1f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} "
-            f"{row['requests']:9} {row['non_2xx']:8}"
+            f"{row['requests']:9} {row['non_2xx']:8} {row['python_cpu_us']:23} {row['mariadb_cpu_us']:8}"
         )
     lines.append(f"{'webhook ÷ floor':34} {results['ratio']:8.2f}")
     return "\n".join(lines)
