@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+from sqlalchemy.exc import ProgrammingError
 
 from . import accounts, admin_2fa, audit, demo, dovecot
 from .account_csv import MAX_BYTES
@@ -24,7 +25,7 @@ def database_problem(error: Exception) -> str:
     """One line saying why the database could not be used: the driver's own words, no trace."""
     orig = getattr(error, "orig", None) or error
     reason = str(orig.args[-1] if orig.args else orig).strip()
-    if reason.startswith("no such table"):  # SQLite, before init-db
+    if _missing_table(error):
         return f"the database has no opmail tables yet ({reason}). Run: flask opmail init-db"
     return (
         f"the database is not answering ({reason}). "
@@ -32,13 +33,23 @@ def database_problem(error: Exception) -> str:
     )
 
 
+def _missing_table(error: Exception) -> bool:
+    """SQLite's "no such table" (an OperationalError) or MariaDB's error 1146 (a ProgrammingError)."""
+    orig = getattr(error, "orig", None)
+    reason = str(orig or error)
+    return "no such table" in reason or bool(orig and orig.args and orig.args[0] == 1146)
+
+
 class OpMailGroup(click.Group):
-    """Commands whose database is away say so in one line and exit 1 instead of a traceback."""
+    """Commands whose database is away, or still empty, say so in one line and exit 1 instead of a
+    traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except DATABASE_AWAY as error:
+        except (*DATABASE_AWAY, ProgrammingError) as error:
+            if isinstance(error, ProgrammingError) and not _missing_table(error):
+                raise
             raise click.ClickException(database_problem(error)) from None
 
 

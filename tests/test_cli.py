@@ -34,17 +34,17 @@ def test_a_database_that_is_down_is_one_clear_line(tmp_path, command):
     assert line.endswith("). Check DATABASE_URL and that the server is running.")
 
 
-def test_a_sqlite_file_without_the_tables_says_to_run_init_db(tmp_path):
-    app = make_app(f"sqlite:///{tmp_path / 'empty.db'}", tmp_path)
+def test_a_database_without_the_tables_says_to_run_init_db(db_url, tmp_path):
+    app = make_app(db_url, tmp_path)  # an empty database: init-db has not run
 
     result = app.test_cli_runner().invoke(args=["opmail", "unlock-admin", "bob"])
 
     assert result.exit_code == 1
     assert isinstance(result.exception, SystemExit)
-    assert result.output == (
-        "Error: the database has no opmail tables yet (no such table: admins). "
-        "Run: flask opmail init-db\n"
-    )
+    assert "Traceback" not in result.output
+    assert result.output.startswith("Error: the database has no opmail tables yet (")
+    assert "admins" in result.output  # the driver's words name the table
+    assert result.output.endswith("). Run: flask opmail init-db\n")
 
 
 def test_a_command_without_the_database_still_works(tmp_path):
