@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import aliased
 
 from .db import get_session
@@ -46,6 +46,7 @@ COUNT_CAP = 10_000
 # it checks. It checks the first SUBSTRING_SCAN addresses the other filters leave, in address order,
 # and the list says where it stopped, so one search never reads a million rows.
 SUBSTRING_SCAN = 50_000
+LAST_CHARACTER = "\U0010ffff"  # sorts after every other: term <= x < term + it is "x starts with term"
 STATUSES = {
     "": "All (not deleted)",
     "active": "Active",
@@ -193,8 +194,13 @@ def _account_conditions(filters: AccountFilters) -> tuple[list, str | None]:
         # Prefix matches use the unique indexes on email and domain. The matching domains are
         # looked up first: with their ids as a plain IN list, MariaDB merges the two index ranges,
         # where an IN (subquery) made it scan every account.
-        pattern = _like_pattern(filters.q.lower())
+        term = filters.q.lower()
+        pattern = _like_pattern(term)
         address = MailAccount.email.like(pattern, escape="\\")
+        if "*" not in term and db.get_bind(MailAccount).dialect.name == "sqlite":
+            # SQLite's LIKE ignores case, so it cannot read the (binary) email index and scans.
+            # Addresses are stored lower-case: the same prefix as a range reads the index.
+            address = and_(MailAccount.email >= term, MailAccount.email < term + LAST_CHARACTER)
         domain_ids = db.scalars(
             select(MailDomain.id).where(MailDomain.domain.like(pattern, escape="\\"))
         ).all()
