@@ -1,7 +1,9 @@
-"""Small builders for test data, going through the same rules the admin uses."""
+"""Small builders for test data, going through the same rules the admin uses, and the Panel
+agent's webhook call."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import sqlalchemy as sa
@@ -9,6 +11,19 @@ import sqlalchemy as sa
 from opmail import accounts
 from opmail.db import get_engine
 from opmail.models import Base
+
+
+# The shortest secret opmail accepts (32 characters); set it with an ``app_overrides`` fixture.
+SYNC_SECRET = "0123456789abcdef0123456789abcdef"
+SYNC_URL = "/api/sync/account"
+
+
+def sync_call(client, body, secret: str | None = SYNC_SECRET, **kwargs):
+    """POST ``body`` as the agent does: an object as JSON, bytes as they are, with the secret."""
+    headers = {} if secret is None else {"X-Sync-Secret": secret}
+    data = body if isinstance(body, bytes) else json.dumps(body)
+    kwargs.setdefault("content_type", "application/json")
+    return client.post(SYNC_URL, data=data, headers=headers, **kwargs)
 
 
 def add_domain(app, name: str = "example.com") -> int:

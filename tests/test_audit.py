@@ -25,10 +25,9 @@ from opmail.models import (
     UserTwoFactor,
 )
 from tests.conftest import ADMIN_PASSWORD
-from tests.helpers import add_account, add_domain, opened_version, rows, snapshot
+from tests.helpers import SYNC_SECRET, add_account, add_domain, opened_version, rows, snapshot, sync_call
 from tests.test_query_counts import count_statements, fill
 
-SYNC_SECRET = "0123456789abcdef0123456789abcdef"
 EVENTS = select(AdminEvent.actor, AdminEvent.action, AdminEvent.targets, AdminEvent.changes).order_by(AdminEvent.id)
 JANE, BOB = "jane@example.com", "bob@example.com"
 DELETED_AT = datetime(2026, 1, 2, 3, 4, 5)
@@ -356,7 +355,7 @@ def test_the_webhook_writes_no_event_even_beside_an_admin_session(app, admin):
         {"action": "password", "email": JANE, "password": "panel password 2"},
         {"action": "delete", "email": JANE},
     ):
-        response = admin.client.post("/api/sync/account", json=body, headers={"X-Sync-Secret": SYNC_SECRET})
+        response = sync_call(admin.client, body)
         assert response.status_code == 200, response.text
     assert rows(app, select(MailAccount.deleted_at).where(MailAccount.email == JANE))[0][0] is not None
     assert events(app) == []
