@@ -23,7 +23,7 @@ from markupsafe import escape
 from opmail.db import get_session
 from opmail.models import MailAutoresponder, MailDomain, MailGroup, SyncEvent
 from tests.browser import save_screenshot
-from tests.conftest import ADMIN_PASSWORD, AdminClient, csrf_from
+from tests.conftest import ADMIN_PASSWORD, AdminClient, csrf_from, log_in
 from tests.helpers import SYNC_SECRET, SYNC_URL, add_account, add_domain, opened_version, snapshot, sync_call
 from tests.test_sync import PANEL_HASH, SHA512_HASH
 
@@ -597,8 +597,7 @@ def state_changes(jane: int, domain: int) -> dict[str, tuple[str, dict, bool]]:
 @pytest.mark.parametrize("kind", list(state_changes(0, 0)))
 def test_state_change_without_the_right_csrf_token_is_400(app, admin, jane, kind, token):
     url, data, htmx = state_changes(jane, _domain_id(app))[kind]
-    other = AdminClient(app.test_client())
-    other.login()
+    other = log_in(app.test_client())
     sent = {"missing": "", "wrong": "not-a-token", "another session's": other.token}[token]
     before = snapshot(app)
     headers = {"HX-Request": "true", "X-CSRFToken": sent} if htmx else {}

@@ -23,9 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
-from opmail.auth import set_admin_password
 from opmail.db import create_schema, get_engine
-from tests.conftest import ADMIN_PASSWORD, AdminClient, csrf_from, make_app, require
+from tests.conftest import ADMIN_PASSWORD, add_admin, csrf_from, log_in, make_app, require
 from tests.helpers import SYNC_SECRET, add_account, add_domain, snapshot, sync_call
 
 AWAY = "The mail database is not answering. Try again in a moment."
@@ -220,9 +219,8 @@ def test_mariadb_restarted_mid_session(private_mariadb, tmp_path):
     app = make_app(private_mariadb.url, tmp_path, MAIL_SYNC_SECRET=SYNC_SECRET)
     with app.app_context():
         create_schema()
-        set_admin_password("admin", ADMIN_PASSWORD)
-    admin = AdminClient(app.test_client())
-    assert admin.login().status_code == 302
+    add_admin(app)
+    admin = log_in(app.test_client())
     add_domain(app)
     assert admin.get("/admin/accounts/").status_code == 200  # the pool now holds a live connection
 
