@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlsplit
 
-from flask import Response, abort, flash, redirect, request, stream_with_context
+from flask import Response, flash, redirect, request, stream_with_context
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
@@ -32,7 +32,7 @@ from ..queries import (
     has_two_factor,
 )
 from . import uploads
-from .base import ProtectedView
+from .base import ProtectedView, row_or_404
 from .forms import (
     AccountCreateForm,
     AccountDetailsForm,
@@ -232,10 +232,7 @@ class AccountsView(ProtectedView, ModelView):
     # --- the account page ------------------------------------------------------------------------
 
     def _account_or_404(self) -> MailAccount:
-        account = accounts.get_account(request.args.get("id"))
-        if account is None:
-            abort(404)
-        return account
+        return row_or_404(MailAccount, request.args.get("id"))
 
     def render_account(self, account: MailAccount, status: int = 200, **forms):
         # A form sent back after a refusal keeps the version it was opened on: until the admin

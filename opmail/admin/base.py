@@ -7,7 +7,9 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms import ValidationError
 
 from .. import audit
+from ..accounts import get_id
 from ..auth import acting_admin_name, admin_access_allowed, two_factor_setup_due
+from ..db import get_session
 from ..errors import add_page_handlers
 from ..htmx import is_htmx, redirect_client
 from ..models import MAX_ID
@@ -28,6 +30,15 @@ def check_csrf() -> None:
         validate_csrf(token)
     except ValidationError as error:
         raise CSRFError(error.args[0]) from None
+
+
+def row_or_404(model, raw_id: object):
+    """The ``model`` row that ``raw_id`` (from a URL or a form) names; 404 when none, or not an id."""
+    row_id = get_id(raw_id)
+    row = get_session().get(model, row_id) if row_id else None
+    if row is None:
+        abort(404)
+    return row
 
 
 def _host_login():

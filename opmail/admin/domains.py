@@ -9,11 +9,10 @@ from flask_admin.contrib.sqla import ModelView
 from .. import accounts
 from ..addresses import InvalidInput
 from ..auth import confirm_password
-from ..db import get_session
 from ..htmx import is_htmx, toast
 from ..models import MailDomain
 from ..queries import domain_contents, domain_page
-from .base import ProtectedView
+from .base import ProtectedView, row_or_404
 from .forms import AdminForm, AdminPasswordForm, DomainForm
 
 
@@ -52,11 +51,7 @@ class DomainsView(ProtectedView, ModelView):
         return self.render_list(form, 422 if form.errors else 200)
 
     def _domain_or_404(self) -> MailDomain:
-        domain_id = accounts.get_id(request.args.get("id"))
-        domain = get_session().get(MailDomain, domain_id) if domain_id else None
-        if domain is None:
-            abort(404)
-        return domain
+        return row_or_404(MailDomain, request.args.get("id"))
 
     @expose("/toggle/", methods=("POST",))
     def toggle_view(self):
