@@ -19,6 +19,7 @@ from opmail import create_app
 from opmail.auth import set_admin_password
 from opmail.db import create_schema, get_engine, get_session
 from opmail.models import Base
+from tests.helpers import add_account, add_domain
 
 # Browser fixtures (live_server, browser, page, logged_in_page) live in their own module.
 pytest_plugins = ["tests.browser"]
@@ -182,3 +183,10 @@ def client(app):
 def admin(client, admin_user):
     """A logged-in admin."""
     return log_in(client)
+
+
+@pytest.fixture
+def jane(app) -> int:
+    """example.com with jane@example.com's account (its id): the account most tests act on."""
+    add_domain(app, "example.com")
+    return add_account(app, "jane@example.com")

@@ -24,6 +24,7 @@ def app_overrides():
 
 @pytest.fixture
 def jane(app):
+    """conftest's jane with a display name and password of her own: the forms here change both."""
     add_domain(app)
     return add_account(app, "jane@example.com", password="admin's password", display_name="Jane")
 

@@ -36,13 +36,6 @@ def app_overrides():
     return {"MAIL_SYNC_SECRET": SYNC_SECRET}
 
 
-@pytest.fixture
-def jane(app) -> int:
-    """example.com with jane's account: what the refusals must leave alone."""
-    add_domain(app, "example.com")
-    return add_account(app, "jane@example.com")
-
-
 def _domain_id(app) -> int:
     with app.app_context():
         return get_session().query(MailDomain.id).scalar()
