@@ -19,6 +19,7 @@ from opmail import create_app
 from opmail.auth import set_admin_password
 from opmail.db import create_schema, get_engine, get_session
 from opmail.models import Base
+from tests.helpers import add_account, add_domain
 
 # Browser fixtures (live_server, browser, page, logged_in_page) live in their own module.
 pytest_plugins = ["tests.browser"]
@@ -153,11 +154,24 @@ class AdminClient:
         return self.client.post(url, data=data, headers=headers, **kwargs)
 
 
-@pytest.fixture
-def admin_user(app):
+def add_admin(app) -> str:
+    """The admin every test logs in as (``admin`` / ADMIN_PASSWORD); returns its name."""
     with app.app_context():
         set_admin_password("admin", ADMIN_PASSWORD)
     return "admin"
+
+
+def log_in(client) -> AdminClient:
+    """``client`` logged in as that admin, its CSRF token ready: a session of its own."""
+    admin_client = AdminClient(client)
+    response = admin_client.login()
+    assert response.status_code == 302, response.text
+    return admin_client
+
+
+@pytest.fixture
+def admin_user(app):
+    return add_admin(app)
 
 
 @pytest.fixture
@@ -168,7 +182,11 @@ def client(app):
 @pytest.fixture
 def admin(client, admin_user):
     """A logged-in admin."""
-    admin_client = AdminClient(client)
-    response = admin_client.login()
-    assert response.status_code == 302, response.text
-    return admin_client
+    return log_in(client)
+
+
+@pytest.fixture
+def jane(app) -> int:
+    """example.com with jane@example.com's account (its id): the account most tests act on."""
+    add_domain(app, "example.com")
+    return add_account(app, "jane@example.com")

@@ -1,14 +1,33 @@
-"""Small builders for test data, going through the same rules the admin uses."""
+"""Small builders for test data, going through the same rules the admin uses, and the Panel
+agent's webhook call."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import sqlalchemy as sa
 
 from opmail import accounts
 from opmail.db import get_engine
 from opmail.models import Base
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The shortest secret opmail accepts (32 characters); set it with an ``app_overrides`` fixture.
+SYNC_SECRET = "0123456789abcdef0123456789abcdef"
+SYNC_URL = "/api/sync/account"
+
+
+def sync_call(client, body, secret: str | None = SYNC_SECRET, **kwargs):
+    """POST ``body`` as the agent does: an object as JSON, bytes as they are, with the secret."""
+    headers = {} if secret is None else {"X-Sync-Secret": secret}
+    data = body if isinstance(body, bytes) else json.dumps(body)
+    kwargs.setdefault("content_type", "application/json")
+    return client.post(SYNC_URL, data=data, headers=headers, **kwargs)
 
 
 def add_domain(app, name: str = "example.com") -> int:
@@ -53,3 +72,15 @@ def opened_version(admin, account_id: int) -> str:
     match = _VERSION_RE.search(page.text)
     assert match, "no version field on the account page"
     return match.group(1)
+
+
+def start_up_errors(tmp_path, **environment: str) -> list[str]:
+    """The lines ``flask routes`` prints when started with a bad setting in ``environment`` (it must
+    fail): what an operator sees, read from a process of its own, not from a test app."""
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path}/x.db", **environment}
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", "routes"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    return result.stderr.strip().splitlines()

@@ -15,7 +15,7 @@ from opmail.addresses import InvalidInput
 from opmail.auth import PENDING_KEY
 from opmail.db import get_engine, get_session
 from opmail.models import Admin, AdminEvent
-from tests.conftest import ADMIN_PASSWORD, AdminClient, csrf_from, make_app
+from tests.conftest import ADMIN_PASSWORD, AdminClient, csrf_from, log_in, make_app
 from tests.test_auth import admin_urls
 from tests.test_csrf import post_endpoints
 from tests.helpers import rows, snapshot
@@ -115,8 +115,7 @@ def test_enrolment_needs_a_valid_code_before_it_is_on(app, admin):
 
 
 def test_enrolling_ends_the_admins_other_sessions_but_not_this_one(app, admin, client):
-    elsewhere = AdminClient(app.test_client())
-    assert elsewhere.login().status_code == 302
+    elsewhere = log_in(app.test_client())
     enrol(admin)
     assert logged_in(admin)
     assert not logged_in(elsewhere)

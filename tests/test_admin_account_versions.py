@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -13,29 +11,26 @@ from opmail import accounts
 from opmail.db import get_engine
 from opmail.models import MailAccount
 from opmail.passwords import verify_password
-from tests.helpers import add_account, add_domain, opened_version, rows, snapshot
+from tests.helpers import SYNC_SECRET, add_account, add_domain, opened_version, rows, snapshot, sync_call
 
-SECRET = "0123456789abcdef0123456789abcdef"
 PANEL_PASSWORD = "set by the panel"
 STALE = "This account was changed by someone else ({}) since you opened this page. Reload to see the current values."
 
 
 @pytest.fixture
 def app_overrides():
-    return {"MAIL_SYNC_SECRET": SECRET}
+    return {"MAIL_SYNC_SECRET": SYNC_SECRET}
 
 
 @pytest.fixture
 def jane(app):
+    """conftest's jane with a display name and password of her own: the forms here change both."""
     add_domain(app)
     return add_account(app, "jane@example.com", password="admin's password", display_name="Jane")
 
 
 def panel_sets_password(client) -> None:
-    body = {"action": "password", "email": "jane@example.com", "password": PANEL_PASSWORD}
-    response = client.post(
-        "/api/sync/account", data=json.dumps(body), headers={"X-Sync-Secret": SECRET}, content_type="application/json"
-    )
+    response = sync_call(client, {"action": "password", "email": "jane@example.com", "password": PANEL_PASSWORD})
     assert response.json == {"status": "ok"}
 
 

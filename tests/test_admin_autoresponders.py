@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from opmail.models import MailAutoresponder
-from tests.helpers import add_account, add_domain, rows, snapshot
+from tests.helpers import rows, snapshot
 
 NEW = "/admin/autoresponders/new/"
 REPLY = {"email": "jane@example.com", "subject": "Away", "body": "Back on Monday.", "starts_at": "2026-12-01", "ends_at": "2026-12-05", "is_active": "y"}
@@ -20,12 +20,6 @@ def replies(app) -> list[tuple]:
         MailAutoresponder.email, MailAutoresponder.subject, MailAutoresponder.body,
         MailAutoresponder.starts_at, MailAutoresponder.ends_at, MailAutoresponder.is_active,
     ))
-
-
-@pytest.fixture
-def jane(app):
-    add_domain(app)
-    return add_account(app, "jane@example.com")
 
 
 def test_create_shows_it_in_the_list_and_on_the_account_page(app, admin, jane):

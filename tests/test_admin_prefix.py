@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from opmail import ConfigError
 from tests.conftest import ADMIN_PASSWORD, csrf_from, make_app
+from tests.helpers import SYNC_SECRET, start_up_errors, sync_call
 
-ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "/ops/mail"
-SECRET = "0123456789abcdef0123456789abcdef"
 ALLOWED = "192.0.2.10"
 
 
@@ -23,7 +17,7 @@ def app_overrides():
     return {
         "MAIL_ADMIN_PREFIX": PREFIX,
         "MAIL_ADMIN_IPS": f"{ALLOWED}, 10.1.0.0/16,2001:db8::/32",
-        "MAIL_SYNC_SECRET": SECRET,
+        "MAIL_SYNC_SECRET": SYNC_SECRET,
     }
 
 
@@ -101,10 +95,7 @@ def test_a_session_from_an_allowed_address_does_not_open_the_admin_elsewhere(app
 
 def test_the_webhook_is_not_restricted(app):
     agent = client_at(app, "198.51.100.20")
-    body = json.dumps({"action": "delete", "email": "jane@example.com"})
-    response = agent.post(
-        "/api/sync/account", data=body, headers={"X-Sync-Secret": SECRET}, content_type="application/json"
-    )
+    response = sync_call(agent, {"action": "delete", "email": "jane@example.com"})
     assert response.status_code == 200 and response.json == {"status": "ok"}
     # Static files are not the admin area either.
     with agent.get("/static/opmail/opmail.js") as script:
@@ -136,12 +127,6 @@ def test_bad_address_entry_refuses_to_start(tmp_path, entry, why):
 
 
 def test_bad_address_in_the_environment_stops_flask_with_one_line(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "MAIL_ADMIN_IPS": "10.0.0.1/8", "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
-    result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "app", "routes"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-    )
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
+    assert start_up_errors(tmp_path, MAIL_ADMIN_IPS="10.0.0.1/8") == [
         "opmail: MAIL_ADMIN_IPS: '10.0.0.1/8' is not an IP address or network (10.0.0.1/8 has host bits set)."
     ]

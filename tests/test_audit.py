@@ -18,17 +18,15 @@ from opmail.models import (
     AdminEvent,
     MailAccount,
     MailAlias,
-    MailAutoresponder,
     MailDomain,
     MailGroup,
     MailGroupMember,
     UserTwoFactor,
 )
 from tests.conftest import ADMIN_PASSWORD
-from tests.helpers import add_account, add_domain, opened_version, rows, snapshot
+from tests.helpers import SYNC_SECRET, add_account, add_domain, opened_version, rows, snapshot, sync_call
 from tests.test_query_counts import count_statements, fill
 
-SYNC_SECRET = "0123456789abcdef0123456789abcdef"
 EVENTS = select(AdminEvent.actor, AdminEvent.action, AdminEvent.targets, AdminEvent.changes).order_by(AdminEvent.id)
 JANE, BOB = "jane@example.com", "bob@example.com"
 DELETED_AT = datetime(2026, 1, 2, 3, 4, 5)
@@ -356,7 +354,7 @@ def test_the_webhook_writes_no_event_even_beside_an_admin_session(app, admin):
         {"action": "password", "email": JANE, "password": "panel password 2"},
         {"action": "delete", "email": JANE},
     ):
-        response = admin.client.post("/api/sync/account", json=body, headers={"X-Sync-Secret": SYNC_SECRET})
+        response = sync_call(admin.client, body)
         assert response.status_code == 200, response.text
     assert rows(app, select(MailAccount.deleted_at).where(MailAccount.email == JANE))[0][0] is not None
     assert events(app) == []
@@ -374,13 +372,18 @@ def test_a_rule_without_an_actor_records_nothing_and_acting_as_names_one(app):
 
 # --- The Audit Log view --------------------------------------------------------------------------
 
-def record_events(app, count: int, actor: str = "alice", action: str = "account.suspend") -> None:
-    """``count`` events, target ``user<n>@example.com``, in order."""
+def add_event(app, actor: str, action: str, targets: list[str]) -> None:
+    """One admin_events row, written as a rule acting for ``actor`` writes it."""
     with app.app_context(), audit.acting_as(actor):
         db = get_session()
-        for number in range(count):
-            audit.record(db, action, [f"user{number}@example.com"])
-            db.commit()
+        audit.record(db, action, targets)
+        db.commit()
+
+
+def record_events(app, count: int, actor: str = "alice", action: str = "account.suspend") -> None:
+    """``count`` events, target ``user<n>@example.com``, in order."""
+    for number in range(count):
+        add_event(app, actor, action, [f"user{number}@example.com"])
 
 
 def listed_targets(page: str) -> list[str]:
@@ -414,28 +417,21 @@ def test_audit_log_lists_newest_first_in_pages_of_50(app, admin):
     ],
 )
 def test_audit_log_filters_by_admin_action_and_target(app, admin, query, shown):
-    with app.app_context():
-        db = get_session()
-        for actor, action, targets in [
-            ("alice", "account.suspend", ["a@example.com", "jane@example.com"]),
-            ("alice", "account.create", ["jane@example.com"]),
-            ("alice", "account.create", ["jane.doe@example.com"]),
-            ("alice", "domain.delete", ["example.org"]),
-            ("bob", "account.quota", ["t@example.com"]),
-        ]:
-            with audit.acting_as(actor):
-                audit.record(db, action, targets)
-            db.commit()
+    for actor, action, targets in [
+        ("alice", "account.suspend", ["a@example.com", "jane@example.com"]),
+        ("alice", "account.create", ["jane@example.com"]),
+        ("alice", "account.create", ["jane.doe@example.com"]),
+        ("alice", "domain.delete", ["example.org"]),
+        ("bob", "account.quota", ["t@example.com"]),
+    ]:
+        add_event(app, actor, action, targets)
     page = admin.get("/admin/audit/", query_string=query)
     assert page.status_code == 200
     assert listed_targets(page.text) == shown
 
 
 def test_a_big_bulk_action_lists_five_targets_and_links_to_all_of_them(app, admin):
-    with app.app_context(), audit.acting_as("alice"):
-        db = get_session()
-        audit.record(db, "account.suspend", [f"user{n:02}@example.com" for n in range(12)])
-        db.commit()
+    add_event(app, "alice", "account.suspend", [f"user{n:02}@example.com" for n in range(12)])
     page = admin.get("/admin/audit/").text
     assert "user04@example.com" in page and "user05@example.com" not in page
     link = html.unescape(re.search(r'<a href="([^"]+)">and 7 more</a>', page).group(1))
@@ -489,10 +485,7 @@ def test_each_dashboard_link_opens_the_log_filtered_on_it(app, admin, mail, colu
     ids = {name: str(value) for name, value in mail.items()}
     bulk("quota", "jane", "bob", quota_mb="10")(admin, ids)
     post("/admin/domains/toggle/?id={domain}")(admin, ids)
-    with app.app_context(), audit.acting_as("carol"):
-        db = get_session()
-        audit.record(db, "account.quota", [BOB])
-        db.commit()
+    add_event(app, "carol", "account.quota", [BOB])
     card = admin.get("/admin/").text.partition('id="admin-actions"')[2]
     # The bulk quota row: admin, action, its first target.
     row = re.findall(r"<tr>(.*?)</tr>", card.partition("<tbody>")[2], re.S)[2]

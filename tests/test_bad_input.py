@@ -23,9 +23,9 @@ from markupsafe import escape
 from opmail.db import get_session
 from opmail.models import MailAutoresponder, MailDomain, MailGroup, SyncEvent
 from tests.browser import save_screenshot
-from tests.conftest import ADMIN_PASSWORD, AdminClient, csrf_from
-from tests.helpers import add_account, add_domain, opened_version, snapshot
-from tests.test_sync import PANEL_HASH, SECRET, SHA512_HASH, URL as WEBHOOK, post
+from tests.conftest import ADMIN_PASSWORD, AdminClient, csrf_from, log_in
+from tests.helpers import SYNC_SECRET, SYNC_URL, add_account, add_domain, opened_version, snapshot, sync_call
+from tests.test_sync import PANEL_HASH, SHA512_HASH
 
 ACCOUNTS = "/admin/accounts/"
 BULK = "/admin/accounts/action/"
@@ -33,14 +33,7 @@ BULK = "/admin/accounts/action/"
 
 @pytest.fixture
 def app_overrides():
-    return {"MAIL_SYNC_SECRET": SECRET}
-
-
-@pytest.fixture
-def jane(app) -> int:
-    """example.com with jane's account: what the refusals must leave alone."""
-    add_domain(app, "example.com")
-    return add_account(app, "jane@example.com")
+    return {"MAIL_SYNC_SECRET": SYNC_SECRET}
 
 
 def _domain_id(app) -> int:
@@ -91,7 +84,7 @@ def form(url: str, field: str, *, htmx: bool = False, **other: str) -> Face:
 
 
 def webhook(field: str, **other: object) -> Face:
-    return Face(lambda admin, value: [post(admin.client.application.test_client(), {**other, field: value})], field)
+    return Face(lambda admin, value: [sync_call(admin.client.application.test_client(), {**other, field: value})], field)
 
 
 def refused(app, admin, face: Face, value, fragment: str) -> list:
@@ -404,7 +397,7 @@ def test_a_refused_destination_is_quoted_escaped_in_the_error(app, admin, jane, 
 
 def test_sync_log_shows_what_the_agent_sent_as_text(app, admin, jane):
     """The sync log only ever holds checked addresses; what it shows is escaped all the same."""
-    assert post(app.test_client(), {"action": "delete", "email": "jane@example.com", "display_name": PAYLOADS["script"]}).status_code == 200
+    assert sync_call(app.test_client(), {"action": "delete", "email": "jane@example.com", "display_name": PAYLOADS["script"]}).status_code == 200
     page = admin.get("/admin/sync-log/").text
     assert "jane@example.com" in page and PAYLOADS["script"] not in page
 
@@ -500,7 +493,7 @@ def test_malformed_or_unsupported_hash_is_422_and_never_echoed(app, admin, jane,
 def test_a_bare_des_crypt_is_a_plaintext_password(app, admin, jane):
     """Deliberate: without its {CRYPT} prefix a DES crypt is 13 ordinary characters, and the contract
     takes any other string as a plaintext password (sync-webhook.md); it is hashed, not stored as is."""
-    response = post(app.test_client(), {"action": "password", "email": "jane@example.com", "password": "abJnggxhB/yWI"})
+    response = sync_call(app.test_client(), {"action": "password", "email": "jane@example.com", "password": "abJnggxhB/yWI"})
     assert response.status_code == 200
     stored = snapshot(app)["mail_accounts"][0]
     assert "abJnggxhB/yWI" not in repr(stored) and "{BLF-CRYPT}$2y$" in repr(stored)
@@ -536,7 +529,7 @@ TRANSPORT = [
 @pytest.mark.parametrize(("body", "status", "field", "fragment"), [r[1:] for r in TRANSPORT], ids=[r[0] for r in TRANSPORT])
 def test_webhook_refuses_bad_bodies_in_json(app, client, jane, body, status, field, fragment):
     before = snapshot(app)
-    response = post(client, body)
+    response = sync_call(client, body)
     assert response.status_code == status and response.is_json
     assert fragment in (response.json["error"] if field is None else " ".join(response.json["errors"][field]))
     assert snapshot(app) == before
@@ -545,18 +538,18 @@ def test_webhook_refuses_bad_bodies_in_json(app, client, jane, body, status, fie
 def test_unknown_extra_keys_are_ignored(app, client, jane):
     """Documented in the README: keys the contract does not name are ignored, not refused."""
     body = {**DELETE_JANE, "display_name": "<b>x</b>", "is_admin": True, "quota_mb": None}
-    assert post(client, body).json == {"status": "ok"}
+    assert sync_call(client, body).json == {"status": "ok"}
     with app.app_context():
         assert get_session().query(SyncEvent.outcome).scalar() == "deleted"
 
 
-CREDENTIALS = {"missing": None, "empty": "", "wrong": SECRET[::-1], "with spaces": f" {SECRET} "}
+CREDENTIALS = {"missing": None, "empty": "", "wrong": SYNC_SECRET[::-1], "with spaces": f" {SYNC_SECRET} "}
 
 
 @pytest.mark.parametrize("secret", CREDENTIALS.values(), ids=CREDENTIALS.keys())
 def test_webhook_without_the_right_secret_is_403(app, client, jane, secret):
     before = snapshot(app)
-    response = post(client, DELETE_JANE, secret=secret)
+    response = sync_call(client, DELETE_JANE, secret=secret)
     assert (response.status_code, response.json) == (403, {"error": "Unauthorized."})
     assert snapshot(app) == before
 
@@ -564,7 +557,7 @@ def test_webhook_without_the_right_secret_is_403(app, client, jane, secret):
 @pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
 def test_webhook_other_methods_are_405_in_json(app, client, jane, method):
     before = snapshot(app)
-    response = client.open(WEBHOOK, method=method, json=DELETE_JANE, headers={"X-Sync-Secret": SECRET})
+    response = client.open(SYNC_URL, method=method, json=DELETE_JANE, headers={"X-Sync-Secret": SYNC_SECRET})
     assert (response.status_code, response.json) == (405, {"error": "Method not allowed: use POST."})
     assert snapshot(app) == before
 
@@ -572,7 +565,7 @@ def test_webhook_other_methods_are_405_in_json(app, client, jane, method):
 def test_an_admin_session_never_opens_the_webhook(app, admin, jane):
     before = snapshot(app)
     # The session cookie and the CSRF header a page would send, but no secret.
-    response = admin.client.post(WEBHOOK, json=DELETE_JANE, headers={"HX-Request": "true", "X-CSRFToken": admin.token})
+    response = admin.client.post(SYNC_URL, json=DELETE_JANE, headers={"HX-Request": "true", "X-CSRFToken": admin.token})
     assert (response.status_code, response.json) == (403, {"error": "Unauthorized."})
     assert snapshot(app) == before
 
@@ -597,8 +590,7 @@ def state_changes(jane: int, domain: int) -> dict[str, tuple[str, dict, bool]]:
 @pytest.mark.parametrize("kind", list(state_changes(0, 0)))
 def test_state_change_without_the_right_csrf_token_is_400(app, admin, jane, kind, token):
     url, data, htmx = state_changes(jane, _domain_id(app))[kind]
-    other = AdminClient(app.test_client())
-    other.login()
+    other = log_in(app.test_client())
     sent = {"missing": "", "wrong": "not-a-token", "another session's": other.token}[token]
     before = snapshot(app)
     headers = {"HX-Request": "true", "X-CSRFToken": sent} if htmx else {}
@@ -641,7 +633,7 @@ def test_a_get_never_changes_state(app, admin, jane):
     admin.post("/admin/groups/new/", {"name": "staff"})
     admin.post("/admin/aliases/new/", {"alias_email": "sales@example.com", "destinations": "jane@example.com"})
     admin.post("/admin/autoresponders/new/", {"email": "jane@example.com", "subject": "s", "body": "b", "is_active": "y"})
-    post(app.test_client(), {"action": "create", "email": "bob@example.com", "password": "plain pass"})
+    sync_call(app.test_client(), {"action": "create", "email": "bob@example.com", "password": "plain pass"})
     with app.app_context():
         db = get_session()
         ids = {

@@ -1,13 +1,8 @@
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from opmail import ConfigError
 from tests.conftest import make_app
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import start_up_errors
 
 
 @pytest.mark.parametrize("scheme", ["MD5", "blf-crypt", "", "PLAIN"])
@@ -17,13 +12,7 @@ def test_bad_password_scheme_refuses_to_start(tmp_path, scheme):
 
 
 def test_bad_scheme_in_environment_stops_flask_with_one_line(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "DOVECOT_PASSWORD_SCHEME": "MD5", "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
-    result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "app", "routes"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-    )
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
+    assert start_up_errors(tmp_path, DOVECOT_PASSWORD_SCHEME="MD5") == [
         "opmail: DOVECOT_PASSWORD_SCHEME must be one of BLF-CRYPT, SHA512-CRYPT (got 'MD5')."
     ]
 

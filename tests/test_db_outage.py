@@ -23,19 +23,17 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
-from opmail.auth import set_admin_password
 from opmail.db import create_schema, get_engine
-from tests.conftest import ADMIN_PASSWORD, AdminClient, csrf_from, make_app, require
-from tests.helpers import add_account, add_domain, snapshot
+from tests.conftest import ADMIN_PASSWORD, add_admin, csrf_from, log_in, make_app, require
+from tests.helpers import SYNC_SECRET, add_account, add_domain, snapshot, sync_call
 
-SECRET = "0123456789abcdef0123456789abcdef"
 AWAY = "The mail database is not answering. Try again in a moment."
-SYNC = "/api/sync/account"
+CREATE_JANE = {"action": "create", "email": "jane@example.com", "password": "from the panel"}
 
 
 @pytest.fixture
 def app_overrides():
-    return {"MAIL_SYNC_SECRET": SECRET}
+    return {"MAIL_SYNC_SECRET": SYNC_SECRET}
 
 
 @contextmanager
@@ -54,11 +52,6 @@ def database_fails(app, when: Callable[[str], bool] = lambda statement: True) ->
         yield
     finally:
         event.remove(engine, "before_cursor_execute", fail)
-
-
-def sync_call(client, body: dict | None = None):
-    body = body or {"action": "create", "email": "jane@example.com", "password": "from the panel"}
-    return client.post(SYNC, data=json.dumps(body), headers={"X-Sync-Secret": SECRET}, content_type="application/json")
 
 
 def assert_away_page(response) -> None:
@@ -102,9 +95,9 @@ def test_login_answers_503(app, client, admin_user):
 def test_webhook_answers_503_json_and_writes_nothing(app, client):
     before = snapshot(app)
     with database_fails(app, when=lambda statement: statement.startswith("INSERT INTO sync_events")):
-        assert_away_json(sync_call(client))
+        assert_away_json(sync_call(client, CREATE_JANE))
     assert snapshot(app) == before  # neither the domain nor the account the call had added
-    assert sync_call(client).json == {"status": "ok"}
+    assert sync_call(client, CREATE_JANE).json == {"status": "ok"}
 
 
 def test_a_delete_that_fails_halfway_writes_nothing(app, admin):
@@ -223,24 +216,23 @@ def private_mariadb(tmp_path) -> Iterator[PrivateMariaDB]:
 
 
 def test_mariadb_restarted_mid_session(private_mariadb, tmp_path):
-    app = make_app(private_mariadb.url, tmp_path, MAIL_SYNC_SECRET=SECRET)
+    app = make_app(private_mariadb.url, tmp_path, MAIL_SYNC_SECRET=SYNC_SECRET)
     with app.app_context():
         create_schema()
-        set_admin_password("admin", ADMIN_PASSWORD)
-    admin = AdminClient(app.test_client())
-    assert admin.login().status_code == 302
+    add_admin(app)
+    admin = log_in(app.test_client())
     add_domain(app)
     assert admin.get("/admin/accounts/").status_code == 200  # the pool now holds a live connection
 
     private_mariadb.stop()
     assert_away_page(admin.get("/admin/accounts/"))
     assert admin.get("/admin/accounts/", htmx=True).status_code == 503
-    assert_away_json(sync_call(admin.client))
+    assert_away_json(sync_call(admin.client, CREATE_JANE))
 
     private_mariadb.start()
     page = admin.get("/admin/accounts/")  # the same session: the admin is still logged in
     assert page.status_code == 200 and "Accounts" in page.text
-    assert sync_call(admin.client).json == {"status": "ok"}
+    assert sync_call(admin.client, CREATE_JANE).json == {"status": "ok"}
     assert "jane@example.com" in admin.get("/admin/accounts/").text
 
     # Restarted while nobody asked: the pooled connection is dead without anyone having seen it

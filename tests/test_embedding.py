@@ -23,7 +23,7 @@ from examples.host_site.models import Site, User, add_user, db as host_db
 from opmail import ConfigError, OpMail
 from opmail.db import create_schema, get_engine
 from opmail.models import AdminEvent, Base, MailAccount
-from tests.conftest import ADMIN_PASSWORD, AdminClient, csrf_from
+from tests.conftest import AdminClient, add_admin, csrf_from, log_in
 from tests.test_csrf import post_endpoints
 from tests.helpers import add_account, add_domain, rows, snapshot
 
@@ -409,12 +409,8 @@ def test_webhook_is_csrf_exempt_whatever_the_order(db_url, bare_hosts, csrf, opm
 def test_opmail_checks_csrf_itself_on_a_host_without_csrfprotect(db_url, bare_hosts):
     app = bare_hosts(db_url, csrf="none")
     assert "csrf" not in app.extensions
-    with app.app_context():
-        from opmail.auth import set_admin_password
-
-        set_admin_password("admin", ADMIN_PASSWORD)
-    admin = AdminClient(app.test_client())
-    assert admin.login().status_code == 302
+    add_admin(app)
+    admin = log_in(app.test_client())
     add_domain(app)
     jane = add_account(app, "jane@example.com")
     before = snapshot(app)

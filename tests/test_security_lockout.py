@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from opmail.db import get_session
 from opmail.models import Admin, MailAccount, utcnow
 from tests.conftest import ADMIN_PASSWORD, AdminClient
-from tests.helpers import add_account, add_domain, rows, snapshot
+from tests.helpers import rows, snapshot
 
 LOCKED = "Too many failed attempts: try again in {} s."
 WRONG = "Wrong username or password."
@@ -105,12 +105,6 @@ def test_unlock_unknown_admin_fails(runner, admin_user):
 
 
 # --- the delete dialogs share the login's counter ----------------------------------------------
-
-
-@pytest.fixture
-def jane(app):
-    add_domain(app, "example.com")
-    return add_account(app, "jane@example.com")
 
 
 def test_wrong_delete_passwords_lock_the_dialog_and_the_login(app, admin, client, jane):

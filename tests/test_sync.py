@@ -13,12 +13,11 @@ from passlib.hash import sha512_crypt
 from sqlalchemy import select
 
 from opmail.db import get_engine, get_session
-from opmail.models import Base, MailAccount, MailDomain, SyncEvent, utcnow
+from opmail.models import MailAccount, MailDomain, SyncEvent, utcnow
 from opmail.passwords import hash_password, verify_password
 from opmail.queries import recent_syncs
+from tests.helpers import SYNC_SECRET as SECRET, SYNC_URL as URL, snapshot, sync_call as post
 
-URL = "/api/sync/account"
-SECRET = "0123456789abcdef0123456789abcdef"
 EMAIL = "jane@example.com"
 EARLIER = datetime(2026, 1, 2, 3, 4, 5)
 
@@ -43,14 +42,6 @@ def app_overrides():
     return {"MAIL_SYNC_SECRET": SECRET}
 
 
-def post(client, body, secret: str | None = SECRET, **kwargs):
-    """POST ``body`` as the agent does: an object as JSON, bytes as they are, with the secret."""
-    headers = {} if secret is None else {"X-Sync-Secret": secret}
-    data = body if isinstance(body, bytes) else json.dumps(body)
-    kwargs.setdefault("content_type", "application/json")
-    return client.post(URL, data=data, headers=headers, **kwargs)
-
-
 def seed(app, state: str, *, domain_active: bool = True) -> None:
     """example.com with jane's account ``absent``, ``live``, ``suspended`` or ``soft_deleted``."""
     with app.app_context():
@@ -69,15 +60,6 @@ def seed(app, state: str, *, domain_active: bool = True) -> None:
                 deleted_at=EARLIER if state == "soft_deleted" else None,
             ))
         db.commit()
-
-
-def snapshot(app) -> dict[str, list]:
-    """Every row of every opmail table."""
-    with app.app_context(), get_engine().connect() as connection:
-        return {
-            table.name: sorted((tuple(row) for row in connection.execute(table.select())), key=repr)
-            for table in Base.metadata.sorted_tables
-        }
 
 
 def account_row(app, email: str = EMAIL) -> dict | None:

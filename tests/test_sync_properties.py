@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from opmail.db import get_engine
 from opmail.models import Base
-from tests.helpers import add_account, add_domain, snapshot
-from tests.test_sync import PANEL_HASH, SECRET, SHA512_HASH, URL
+from tests.helpers import SYNC_SECRET, add_account, add_domain, snapshot, sync_call
+from tests.test_sync import PANEL_HASH, SHA512_HASH
 
 PROPERTY = settings(max_examples=200, deadline=None, derandomize=True, database=None)
 
@@ -104,7 +104,7 @@ class Webhook:
         """POST ``data`` with the right secret and check the property; returns the status."""
         if self.dirty:  # the previous call was accepted and wrote: start again from the seed
             self.reset()
-        response = self.client.post(URL, data=data, headers={"X-Sync-Secret": SECRET}, content_type="application/json")
+        response = sync_call(self.client, data)
         assert response.status_code < 500, response.text
         assert response.is_json and isinstance(response.get_json(), dict), response.text
         if response.status_code == 200:
@@ -117,7 +117,7 @@ class Webhook:
 
 @pytest.fixture
 def app_overrides():
-    return {"MAIL_SYNC_SECRET": SECRET}
+    return {"MAIL_SYNC_SECRET": SYNC_SECRET}
 
 
 # The app (SQLite or MariaDB) is built once per test function; the @given function inside the test

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlsplit
 
-from flask import Response, abort, flash, redirect, request, stream_with_context
+from flask import Response, flash, redirect, request, stream_with_context
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
@@ -32,14 +32,13 @@ from ..queries import (
     has_two_factor,
 )
 from . import uploads
-from .base import ProtectedView
+from .base import WRONG_PASSWORD_NOTHING_DELETED, ProtectedView, row_or_404
 from .forms import (
     AccountCreateForm,
     AccountDetailsForm,
     AccountImportConfirmForm,
     AccountImportForm,
     AdminForm,
-    AdminPasswordForm,
     PasswordResetForm,
     TwoFactorDisableForm,
 )
@@ -142,7 +141,7 @@ class AccountsView(ProtectedView, ModelView):
     @action("delete", "Delete")
     def action_delete(self, ids):
         if ids and not confirm_password(request.form.get("admin_password", "")):
-            return self._bulk_done("Wrong admin password: nothing was deleted.", "error")
+            return self._bulk_done(WRONG_PASSWORD_NOTHING_DELETED, "error")
         return self._bulk(ids, accounts.delete_accounts, "deleted (Maildirs are left on disk)")
 
     # --- CSV export and import ----------------------------------------------------------------------
@@ -232,10 +231,7 @@ class AccountsView(ProtectedView, ModelView):
     # --- the account page ------------------------------------------------------------------------
 
     def _account_or_404(self) -> MailAccount:
-        account = accounts.get_account(request.args.get("id"))
-        if account is None:
-            abort(404)
-        return account
+        return row_or_404(MailAccount, request.args.get("id"))
 
     def render_account(self, account: MailAccount, status: int = 200, **forms):
         # A form sent back after a refusal keeps the version it was opened on: until the admin
@@ -319,17 +315,7 @@ class AccountsView(ProtectedView, ModelView):
     def delete_view(self):
         """GET: the password dialog (a fragment for htmx). POST: re-check the password, delete."""
         account = self._account_or_404()
-        form = AdminPasswordForm()
-        if form.validate_on_submit():
-            if confirm_password(form.admin_password.data):
-                report = accounts.delete_accounts([account.id])
-                return self.render(
-                    "opmail/admin/accounts/deleted.html",
-                    report=report,
-                    maildirs=[accounts.maildir_path(email) for email in report.changed],
-                )
-            form.admin_password.errors = ["Wrong admin password: nothing was deleted."]
-        template = "_delete_dialog.html" if is_htmx() else "delete.html"
-        status = 422 if form.errors else 200
-        return self.render(f"opmail/admin/accounts/{template}", account=account, form=form), status
+        return self.password_confirmed_delete(
+            "opmail/admin/accounts", lambda: accounts.delete_accounts([account.id]), account=account
+        )
 

@@ -9,10 +9,9 @@ from flask_admin import BaseView, expose
 
 from .. import accounts
 from ..addresses import InvalidInput
-from ..db import get_session
 from ..models import MailAutoresponder
 from ..queries import autoresponder_page
-from .base import ProtectedView
+from .base import ProtectedView, row_or_404
 from .forms import AdminForm, AutoresponderCreateForm, AutoresponderForm
 
 
@@ -59,11 +58,7 @@ class AutorespondersView(ProtectedView, BaseView):
         )
 
     def _autoresponder_or_404(self) -> MailAutoresponder:
-        autoresponder_id = accounts.get_id(request.args.get("id"))
-        autoresponder = get_session().get(MailAutoresponder, autoresponder_id) if autoresponder_id else None
-        if autoresponder is None:
-            abort(404)
-        return autoresponder
+        return row_or_404(MailAutoresponder, request.args.get("id"))
 
     @expose("/edit/", methods=("GET", "POST"))
     def edit_view(self):

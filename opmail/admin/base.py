@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import abort, current_app, g, make_response, redirect, request, url_for
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms import ValidationError
 
 from .. import audit
-from ..auth import acting_admin_name, admin_access_allowed, two_factor_setup_due
+from ..accounts import DeletionReport, get_id, maildir_path
+from ..auth import acting_admin_name, admin_access_allowed, confirm_password, two_factor_setup_due
+from ..db import get_session
 from ..errors import add_page_handlers
 from ..htmx import is_htmx, redirect_client
 from ..models import MAX_ID
+from .forms import AdminPasswordForm
+
+WRONG_PASSWORD_NOTHING_DELETED = "Wrong admin password: nothing was deleted."
 
 
 def check_csrf() -> None:
@@ -28,6 +35,15 @@ def check_csrf() -> None:
         validate_csrf(token)
     except ValidationError as error:
         raise CSRFError(error.args[0]) from None
+
+
+def row_or_404(model, raw_id: object):
+    """The ``model`` row that ``raw_id`` (from a URL or a form) names; 404 for none or a non-id."""
+    row_id = get_id(raw_id)
+    row = get_session().get(model, row_id) if row_id else None
+    if row is None:
+        abort(404)
+    return row
 
 
 def _host_login():
@@ -71,6 +87,32 @@ class ProtectedView:
             response = make_response(self.render(f"{folder}/list.html", **context, **extra), status)
         response.vary.add("HX-Request")
         return response
+
+    def password_confirmed_delete(
+        self,
+        folder: str,
+        delete: Callable[[], DeletionReport],
+        dialog: Callable[[], dict] = dict,
+        **shown,
+    ):
+        """GET: the delete dialog (a fragment for htmx). POST: re-check the admin password, then
+        ``delete()`` and show what went with it and the Maildirs left on disk.
+
+        ``shown`` goes to the dialog and the result page; ``dialog()`` adds what only the dialog
+        needs, read only when it is shown.
+        """
+        form = AdminPasswordForm()
+        if form.validate_on_submit():
+            if confirm_password(form.admin_password.data):
+                report = delete()
+                maildirs = [maildir_path(email) for email in report.changed]
+                return self.render(
+                    f"{folder}/deleted.html", report=report, maildirs=maildirs, **shown
+                )
+            form.admin_password.errors = [WRONG_PASSWORD_NOTHING_DELETED]
+        template = "_delete_dialog.html" if is_htmx() else "delete.html"
+        status = 422 if form.errors else 200
+        return self.render(f"{folder}/{template}", form=form, **shown, **dialog()), status
 
     def create_blueprint(self, admin):
         # Each view is its own blueprint: its outage and rate-limit pages stay off a host's pages.

@@ -8,13 +8,11 @@ from flask_admin.contrib.sqla import ModelView
 
 from .. import accounts
 from ..addresses import InvalidInput
-from ..auth import confirm_password
-from ..db import get_session
 from ..htmx import is_htmx, toast
 from ..models import MailDomain
 from ..queries import domain_contents, domain_page
-from .base import ProtectedView
-from .forms import AdminForm, AdminPasswordForm, DomainForm
+from .base import ProtectedView, row_or_404
+from .forms import AdminForm, DomainForm
 
 
 class DomainsView(ProtectedView, ModelView):
@@ -52,11 +50,7 @@ class DomainsView(ProtectedView, ModelView):
         return self.render_list(form, 422 if form.errors else 200)
 
     def _domain_or_404(self) -> MailDomain:
-        domain_id = accounts.get_id(request.args.get("id"))
-        domain = get_session().get(MailDomain, domain_id) if domain_id else None
-        if domain is None:
-            abort(404)
-        return domain
+        return row_or_404(MailDomain, request.args.get("id"))
 
     @expose("/toggle/", methods=("POST",))
     def toggle_view(self):
@@ -75,18 +69,9 @@ class DomainsView(ProtectedView, ModelView):
     def delete_view(self):
         """GET: the dialog listing what goes with the domain. POST: re-check the password, delete."""
         domain = self._domain_or_404()
-        form = AdminPasswordForm()
-        if form.validate_on_submit():
-            if confirm_password(form.admin_password.data):
-                report = accounts.delete_domains([domain.id])
-                return self.render(
-                    "opmail/admin/domains/deleted.html",
-                    domain=domain,
-                    report=report,
-                    maildirs=[accounts.maildir_path(email) for email in report.changed],
-                )
-            form.admin_password.errors = ["Wrong admin password: nothing was deleted."]
-        template = "_delete_dialog.html" if is_htmx() else "delete.html"
-        return self.render(
-            f"opmail/admin/domains/{template}", domain=domain, form=form, contents=domain_contents(domain.id)
-        ), 422 if form.errors else 200
+        return self.password_confirmed_delete(
+            "opmail/admin/domains",
+            lambda: accounts.delete_domains([domain.id]),
+            lambda: {"contents": domain_contents(domain.id)},
+            domain=domain,
+        )

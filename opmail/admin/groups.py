@@ -7,10 +7,9 @@ from flask_admin import BaseView, expose
 
 from .. import accounts
 from ..addresses import InvalidInput
-from ..db import get_session
 from ..models import MailGroup
 from ..queries import group_members, group_page
-from .base import ProtectedView
+from .base import ProtectedView, row_or_404
 from .forms import AdminForm, GroupForm
 
 
@@ -43,11 +42,7 @@ class GroupsView(ProtectedView, BaseView):
 
     def _group_or_404(self) -> MailGroup:
         # The account page's "Add to group" sends the group in its form; every other URL names it.
-        group_id = accounts.get_id(request.values.get("id"))
-        group = get_session().get(MailGroup, group_id) if group_id else None
-        if group is None:
-            abort(404)
-        return group
+        return row_or_404(MailGroup, request.values.get("id"))
 
     @expose("/edit/", methods=("GET", "POST"))
     def edit_view(self):
