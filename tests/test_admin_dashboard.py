@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from opmail import demo
 from opmail.db import get_session
 from opmail.models import MailAccount, MailQuotaUsage, UserTwoFactor, utcnow
 from tests.helpers import add_account, add_domain
@@ -22,11 +23,11 @@ def figure_link(page: str, key: str) -> tuple[int, str]:
     """The figure ``key`` on the dashboard and the URL its card links to."""
     match = re.search(
         rf'<a class="card[^"]*" href="([^"]+)">\s*<div class="card-body">\s*'
-        rf'<div class="display-4" data-figure="{key}">(\d+)</div>',
+        rf'<div class="display-4" data-figure="{key}">([\d,]+)</div>',
         page,
     )
     assert match, f"no {key} figure"
-    return int(match.group(2)), html.unescape(match.group(1))
+    return int(match.group(2).replace(",", "")), html.unescape(match.group(1))
 
 
 @pytest.fixture
@@ -102,3 +103,12 @@ def test_filters_survive_in_pager_links_and_bad_values_fall_back(admin, mailboxe
 def test_empty_dashboard_shows_zeros(admin):
     page = admin.get("/admin/").text
     assert [figure_link(page, key)[0] for key in ("domains", "active", "suspended", "two_factor", "near_quota")] == [0] * 5
+
+
+def test_figures_have_thousands_separators(app, admin):
+    with app.app_context():
+        demo.seed_demo(1200, 2, "{PLAIN}demo")  # every 20th demo account is suspended
+
+    page = admin.get("/admin/").get_data(as_text=True)
+
+    assert 'data-figure="active">1,140</div>' in page
