@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,23 @@ def require(available: bool, why: str) -> None:
     pytest.skip(why)
 
 
+@contextmanager
+def mysql_database(server_url: str, name: str) -> Iterator[str]:
+    """A new, empty MariaDB database ``name`` on the server of ``server_url``, dropped afterwards."""
+    url = sa.make_url(server_url)
+    admin_engine = sa.create_engine(url.set(database=""))
+    with admin_engine.begin() as connection:
+        connection.exec_driver_sql(
+            f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )
+    try:
+        yield url.set(database=name, query={"charset": "utf8mb4"}).render_as_string(hide_password=False)
+    finally:
+        with admin_engine.begin() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        admin_engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def mysql_url():
     """A fresh MariaDB database for this test run, dropped at the end (None when not configured)."""
@@ -45,20 +64,8 @@ def mysql_url():
     if not server_url:
         yield None
         return
-    url = sa.make_url(server_url)
-    name = f"opmail_test_{uuid.uuid4().hex[:10]}"
-    admin_engine = sa.create_engine(url.set(database=""))
-    with admin_engine.begin() as connection:
-        connection.exec_driver_sql(
-            f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-        )
-    test_url = url.set(database=name, query={"charset": "utf8mb4"})
-    try:
-        yield test_url.render_as_string(hide_password=False)
-    finally:
-        with admin_engine.begin() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-        admin_engine.dispose()
+    with mysql_database(server_url, f"opmail_test_{uuid.uuid4().hex[:10]}") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "mysql"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import make_app
+from tests.conftest import make_app, mysql_database
 
 # Nothing listens on port 1: the connection is refused at once.
 UNREACHABLE = "mysql+pymysql://x:y@127.0.0.1:1/db"
@@ -41,17 +41,8 @@ def empty_db_url(db_url):
     if db_url.startswith("sqlite"):
         yield db_url
         return
-    url = sa.make_url(db_url)
-    name = f"{url.database}_empty"
-    server = sa.create_engine(url.set(database=""))
-    with server.begin() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with server.begin() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE {name}")
-        server.dispose()
+    with mysql_database(db_url, f"{sa.make_url(db_url).database}_empty") as url:
+        yield url
 
 
 def test_a_database_without_the_tables_says_to_run_init_db(empty_db_url, tmp_path):
