@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from opmail.db import create_schema, get_engine
+from opmail.db import RETIRED_INDEXES, create_schema, get_engine
 from opmail.models import MailAccount
 from tests.helpers import add_domain
 from tests.test_usage_sort import MB, dovecot_upsert, listed
@@ -40,6 +40,9 @@ def make_it_old(app) -> None:
             connection.exec_driver_sql(
                 f"DROP INDEX {index} ON mail_accounts" if mysql else f"DROP INDEX {index}"
             )
+        # The older opmail's own single-column indexes (on MariaDB, the key's index again).
+        for index, column in RETIRED_INDEXES["mail_accounts"].items():
+            connection.exec_driver_sql(f"CREATE INDEX {index} ON mail_accounts ({column})")
         connection.exec_driver_sql("ALTER TABLE mail_accounts DROP COLUMN usage_share")
         connection.exec_driver_sql("ALTER TABLE mail_accounts DROP COLUMN used_bytes")
         connection.exec_driver_sql("ALTER TABLE admins DROP COLUMN totp_recovery_codes")
@@ -102,10 +105,13 @@ def test_init_db_adds_the_missing_columns_and_indexes(old_database, app, runner)
         "Added column mail_accounts.usage_share",
         "Added column admins.totp_recovery_codes",
         *(f"Added index {index}" for index in NEW_INDEXES),
+        "Dropped index ix_mail_accounts_deleted_at (the (deleted_at, …) indexes cover it)",
+        "Dropped index ix_mail_accounts_domain_id (the (domain_id, …) indexes cover it)",
     } == set(lines[:-1])
     account_columns, account_indexes, admin_columns = schema(app)
     assert {"used_bytes", "usage_share"} <= account_columns
     assert set(NEW_INDEXES) <= account_indexes
+    assert not set(RETIRED_INDEXES["mail_accounts"]) & account_indexes
     assert "totp_recovery_codes" in admin_columns
 
 
