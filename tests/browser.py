@@ -54,20 +54,6 @@ def save_screenshot(page: Page, name: str) -> Path:
     return path
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the tests that use ``browser`` and deselect their ``[mysql]`` variants."""
-    kept, deselected = [], []
-    for item in items:
-        if "browser" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.browser)
-        callspec = getattr(item, "callspec", None)
-        on_mysql = callspec is not None and callspec.params.get("db_url") == "mysql"
-        (deselected if on_mysql and item.get_closest_marker("browser") else kept).append(item)
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-        items[:] = kept
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     # Keep each phase's report on the item so the ``page`` teardown knows whether the test failed.

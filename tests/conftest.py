@@ -40,6 +40,27 @@ def require(available: bool, why: str) -> None:
     pytest.skip(why)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep each test on the databases it means something on, deselecting (not skipping) the rest.
+
+    A test that uses ``browser`` is marked ``browser`` and runs on SQLite only (tests/browser.py);
+    a ``mariadb_only`` test (a race SQLite cannot have: it serialises writers) on MariaDB only.
+    """
+    kept, deselected = [], []
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+        callspec = getattr(item, "callspec", None)
+        database = callspec.params.get("db_url") if callspec is not None else None
+        wrong_database = (database == "mysql" and item.get_closest_marker("browser")) or (
+            database == "sqlite" and item.get_closest_marker("mariadb_only")
+        )
+        (deselected if wrong_database else kept).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
 @contextmanager
 def mysql_database(server_url: str, name: str) -> Iterator[str]:
     """A new, empty MariaDB database ``name`` on the server of ``server_url``, dropped afterwards."""
