@@ -30,7 +30,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench import webhook
-from opmail import accounts, create_app, demo
+from opmail import create_app, demo
+from opmail.rules.domains import create_domain
 from opmail.auth import set_admin_password
 from opmail.db import create_schema, get_engine
 from opmail.models import MailAccount, MailDomain
@@ -269,7 +270,7 @@ class Bench:
                 pool = connection.scalar(sa.text("SELECT @@innodb_buffer_pool_size"))
             self.results["innodb_buffer_pool_mb"] = int(pool) // 2**20
         with self.app.app_context():
-            accounts.create_domain("added.example.net")
+            create_domain("added.example.net")
         self.add_account("empty", "added.example.net")
         self.seed()
         self.add_account("seeded", "added.example.net")

@@ -1,7 +1,7 @@
 """CSV in and out for the accounts: decoding, the header, row numbers, and safe cells on export.
 
 Only the file's shape is checked here (encoding, size, columns); what a cell may hold is decided by
-the rules in ``opmail.accounts``. Rows are numbered the way a spreadsheet shows them: the header is
+the rules in ``opmail.rules.imports``. Rows are numbered the way a spreadsheet shows them: the header is
 row 1, blank lines count, so "row 7" is line 7 in the editor the admin fixes the file with.
 """
 

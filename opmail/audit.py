@@ -1,7 +1,7 @@
 """The audit log: who changed what in the admin, written in the same transaction as the change.
 
 The admin views (and CLI commands that change accounts) name the actor with ``acting_as``; the rules
-in ``opmail.accounts`` call ``record`` inside their transaction. Without an actor, e.g. for the Panel's
+in ``opmail.rules`` call ``record`` inside their transaction. Without an actor, e.g. for the Panel's
 webhook, whose calls ``sync_events`` already logs, ``record`` writes nothing.
 """
 

@@ -12,13 +12,14 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy.exc import ProgrammingError
 
-from . import accounts, admin_2fa, audit, demo, dovecot
+from . import admin_2fa, audit, demo, dovecot
 from .account_csv import MAX_BYTES
 from .addresses import InvalidInput
 from .auth import create_first_admin, set_admin_password, unlock_admin
 from .db import create_schema
 from .errors import DATABASE_AWAY
 from .passwords import hash_password
+from .rules import imports
 
 
 def database_problem(error: Exception) -> str:
@@ -239,7 +240,7 @@ def import_accounts_command(file, dry_run: bool) -> None:
     is written. Otherwise all accounts are added in one transaction.
     """
     # One byte past the limit is enough for the check to say the file is too large.
-    check = accounts.check_import(file.read(MAX_BYTES + 1))
+    check = imports.check_import(file.read(MAX_BYTES + 1))
     if not check.ok:
         for problem in check.problems:
             where = f"row {problem.row}" if problem.row else "file"
@@ -253,7 +254,7 @@ def import_accounts_command(file, dry_run: bool) -> None:
         return
     try:
         with audit.acting_as("cli"), click.progressbar(length=len(check.rows), label="Hashing passwords") as bar:
-            emails = accounts.import_accounts(check, progress=bar.update)
+            emails = imports.import_accounts(check, progress=bar.update)
     except InvalidInput as error:
         raise click.ClickException(error.message) from None
     click.echo(f"Imported {_accounts(len(emails))}.")

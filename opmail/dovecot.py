@@ -16,9 +16,9 @@ from flask import current_app
 from sqlalchemy import URL, func, make_url, select
 from sqlalchemy.dialects import mysql, sqlite
 
-from .accounts import transaction
 from .db import get_engine, get_session
 from .models import MailAccount, MailQuotaUsage, utcnow
+from .rules.core import transaction
 
 CONF_DIR = "/etc/dovecot"
 DEFAULT_UID = DEFAULT_GID = 5000  # the customary "vmail" owner of every Maildir

@@ -4,7 +4,7 @@ The URL is the blueprint's prefix, so a host moves it with ``OPMAIL_SYNC_URL``.
 
 The shared ``MAIL_SYNC_SECRET`` is its only key, sent as it is or as an HMAC signature of the call:
 no admin login, no CSRF token, and an admin's session cookie counts for nothing. Every answer is
-JSON. The rules live in ``opmail.accounts``.
+JSON. The rules live in ``opmail.rules.sync``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from flask.blueprints import BlueprintSetupState
 from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
-from .accounts import InvalidSyncCall, apply_sync, check_sync_call
 from .config import flag
 from .errors import (
     DATABASE_AWAY,
@@ -28,6 +27,7 @@ from .errors import (
     discard_transaction,
     retry_seconds,
 )
+from .rules.sync import InvalidSyncCall, apply_sync, check_sync_call
 
 URL = "/api/sync/account"  # the default; OpMail registers the blueprint at OPMAIL_SYNC_URL
 MAX_BODY = 64 * 1024

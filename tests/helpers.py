@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from opmail import accounts
+from opmail.rules import accounts, domains
 from opmail.db import get_engine
 from opmail.models import Base
 
@@ -32,7 +32,7 @@ def sync_call(client, body, secret: str | None = SYNC_SECRET, **kwargs):
 
 def add_domain(app, name: str = "example.com") -> int:
     with app.app_context():
-        return accounts.create_domain(name).id
+        return domains.create_domain(name).id
 
 
 def add_account(app, email: str, password: str = "mailbox-pass-1", quota_mb: int = 0, **extra) -> int:

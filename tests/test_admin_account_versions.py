@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from opmail import accounts
+from opmail.rules import accounts, core
 from opmail.db import get_engine
 from opmail.models import MailAccount
 from opmail.passwords import verify_password
@@ -129,7 +129,7 @@ def test_a_change_between_the_check_and_the_write_is_caught(app, jane):
 
         event.listen(engine, "before_cursor_execute", panel_writes_first)
         try:
-            with pytest.raises(accounts.InvalidInput, match=r"changed by someone else \(just now\)"):
+            with pytest.raises(core.InvalidInput, match=r"changed by someone else \(just now\)"):
                 accounts.update_account(
                     jane, display_name="Jane Doe", quota_mb=1, is_active=True, expected_version=version
                 )

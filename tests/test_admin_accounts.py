@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from opmail import accounts, queries
+from opmail import queries
+from opmail.rules import accounts
 from opmail.db import get_session
 from opmail.models import (
     MailAccount,

@@ -7,7 +7,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from opmail import accounts
+from opmail.rules import sync
 from opmail.db import get_session
 from opmail.models import MailAlias
 from opmail.queries import domain_choices
@@ -90,7 +90,7 @@ def test_bad_alias_input_is_refused_with_a_message_and_nothing_written(
 
 def test_a_deleted_by_panel_account_is_not_a_destination(app, admin, mailboxes):
     with app.app_context():  # the Panel's soft delete, through its own rule
-        accounts.sync_delete("bob@example.com", None)
+        sync.sync_delete("bob@example.com", None)
     response = admin.post(NEW, {"alias_email": "sales@example.com", "destinations": "bob@example.com"})
     assert response.status_code == 422 and "No account or alias bob@example.com exists here" in response.text
 

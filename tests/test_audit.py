@@ -12,7 +12,8 @@ from datetime import datetime
 import pytest
 from sqlalchemy import insert, select
 
-from opmail import accounts, audit
+from opmail import audit
+from opmail.rules import accounts, aliases, autoresponders, groups
 from opmail.db import get_session
 from opmail.models import (
     AdminEvent,
@@ -53,10 +54,10 @@ def mail(app):
     jane = add_account(app, JANE, quota_mb=100)
     bob = add_account(app, BOB, quota_mb=50)
     with app.app_context():
-        group = accounts.save_group(None, "Staff", None).id
-        accounts.create_alias("info@example.com", JANE)
-        reply = accounts.AutoresponderInput("Away", "Back on Monday.", None, None, True)
-        autoresponder = accounts.create_autoresponder(JANE, reply).id
+        group = groups.save_group(None, "Staff", None).id
+        aliases.create_alias("info@example.com", JANE)
+        reply = autoresponders.AutoresponderInput("Away", "Back on Monday.", None, None, True)
+        autoresponder = autoresponders.create_autoresponder(JANE, reply).id
     assert events(app) == []
     return {"domain": domain, "jane": jane, "bob": bob, "group": group, "autoresponder": autoresponder}
 

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from playwright.sync_api import Page, expect
 
-from opmail import accounts
+from opmail.rules import sync
 from opmail.passwords import hash_password
 from tests.browser import save_screenshot
 from tests.helpers import add_account, add_domain
@@ -24,7 +24,7 @@ def test_a_stale_details_form_says_so_and_a_reload_saves(logged_in_page: Page, a
     page.goto(f"/admin/accounts/edit/?id={jane}")
     page.get_by_label("Display name").fill("Jane Doe")
     with app.app_context():  # meanwhile, the Panel sets a new password
-        accounts.sync_password("jane@example.com", hash_password("x", "BLF-CRYPT", bcrypt_rounds=4), None)
+        sync.sync_password("jane@example.com", hash_password("x", "BLF-CRYPT", bcrypt_rounds=4), None)
     page.get_by_role("button", name="Save", exact=True).click()
     alert = page.get_by_role("alert")
     expect(alert).to_have_text(

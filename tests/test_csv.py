@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from opmail import accounts
+from opmail.rules import accounts, core, imports
 from opmail.account_csv import EXPORT_COLUMNS, MAX_BYTES, read_accounts_csv, safe_cell
 from opmail.admin import accounts as accounts_view
 from opmail.admin import uploads
@@ -234,9 +234,9 @@ def test_import_statement_count_does_not_grow_with_rows(app, admin, domains):
     for size, prefix in ((3, "a"), (300, "b")):
         text = HEADER + "".join(f"{prefix}{i}@example.com,{{BLF-CRYPT}}$2y$04${'a' * 53},,,\n" for i in range(size))
         with app.app_context():
-            check = accounts.check_import(text.encode())
+            check = imports.check_import(text.encode())
             with count_statements(app) as statements:
-                assert len(accounts.import_accounts(check)) == size
+                assert len(imports.import_accounts(check)) == size
         counts.append(len(statements))
     assert counts[0] == counts[1], counts
 
@@ -385,11 +385,11 @@ def test_an_address_added_during_the_write_rolls_back_every_chunk(app, domains):
     # 600 rows = two INSERT chunks: the clash is in the second, after the first went in.
     text = HEADER + "".join(f"u{i:03d}@example.com,{{BLF-CRYPT}}$2y$04${'a' * 53},,,\n" for i in range(600))
     with app.app_context():
-        check = accounts.check_import(text.encode())
+        check = imports.check_import(text.encode())
     add_account(app, "u599@example.com")
     before = snapshot(app)
-    with app.app_context(), pytest.raises(accounts.InvalidInput, match="added meanwhile: nothing was written"):
-        accounts.import_accounts(check)
+    with app.app_context(), pytest.raises(core.InvalidInput, match="added meanwhile: nothing was written"):
+        imports.import_accounts(check)
     assert snapshot(app) == before
 
 

@@ -11,7 +11,6 @@ from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
 from werkzeug.datastructures import MultiDict
 
-from .. import accounts
 from ..account_csv import EXPORT_COLUMNS, MAX_BYTES, write_csv
 from ..addresses import InvalidInput
 from ..auth import confirm_password
@@ -31,6 +30,8 @@ from ..queries import (
     group_choices,
     has_two_factor,
 )
+from ..rules import accounts, groups, imports
+from ..rules.core import BulkResult, MissingDomain, get_id, parse_quota
 from . import uploads
 from .base import WRONG_PASSWORD_NOTHING_DELETED, ProtectedView, row_or_404
 from .forms import (
@@ -43,7 +44,6 @@ from .forms import (
     TwoFactorDisableForm,
 )
 
-
 # Plain passwords are hashed within the request (bcrypt cost 12 ≈ 0.25 s each): bigger files go
 # through ``flask opmail import-accounts``, which takes account_csv.MAX_ROWS.
 IMPORT_MAX_ROWS = 1_000
@@ -53,7 +53,7 @@ def _plural(count: int, noun: str = "account") -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def bulk_message(result: accounts.BulkResult, verb: str) -> str:
+def bulk_message(result: BulkResult, verb: str) -> str:
     """``12 accounts suspended`` plus what was skipped and why."""
     message = f"{_plural(len(result.changed))} {verb}."
     if result.skipped:
@@ -117,7 +117,7 @@ class AccountsView(ProtectedView, ModelView):
             # Edit Quota is the dropdown's first choice: a blank must not mean "make it unlimited".
             return self._bulk_done("Enter the new quota in MB (0 = unlimited).", "error")
         try:
-            quota_mb = accounts.parse_quota(typed)
+            quota_mb = parse_quota(typed)
         except InvalidInput as error:
             return self._bulk_done(error.message, "error")
         return self._bulk(ids, accounts.set_accounts_quota, "set to the new quota", quota_mb)
@@ -136,7 +136,7 @@ class AccountsView(ProtectedView, ModelView):
 
     @action("group", "Add to group")
     def action_group(self, ids):
-        return self._bulk(ids, accounts.add_to_group, "added to the group", request.form.get("group_id"))
+        return self._bulk(ids, groups.add_to_group, "added to the group", request.form.get("group_id"))
 
     @action("delete", "Delete")
     def action_delete(self, ids):
@@ -159,9 +159,9 @@ class AccountsView(ProtectedView, ModelView):
         """The upload form, and with ``token`` the preview of that file: its problems, one page of rows."""
         context = {"form": form, "token": token, "check": None, "max_rows": IMPORT_MAX_ROWS}
         if token:
-            check = accounts.check_import(uploads.load(token) or b"", IMPORT_MAX_ROWS)
+            check = imports.check_import(uploads.load(token) or b"", IMPORT_MAX_ROWS)
             pages = max(1, -(-len(check.rows) // PER_PAGE))
-            page = min(max(1, accounts.get_id(request.args.get("page")) or 1), pages)
+            page = min(max(1, get_id(request.args.get("page")) or 1), pages)
             rows = check.rows[(page - 1) * PER_PAGE : page * PER_PAGE]
             context.update(
                 check=check,
@@ -193,9 +193,9 @@ class AccountsView(ProtectedView, ModelView):
         if data is None:
             flash("That upload has expired: upload the file again.", "error")
             return redirect(self.get_url(".import_view"))
-        check = accounts.check_import(data, IMPORT_MAX_ROWS)
+        check = imports.check_import(data, IMPORT_MAX_ROWS)
         try:
-            emails = accounts.import_accounts(check)
+            emails = imports.import_accounts(check)
         except InvalidInput as error:
             flash(error.message, "error")
             return self.render_import(AccountImportForm(formdata=None), form.token.data, 422)
@@ -212,9 +212,9 @@ class AccountsView(ProtectedView, ModelView):
         if form.validate_on_submit():
             try:
                 account, restored = accounts.create_account(
-                    form.email.data, form.password.data, accounts.parse_quota(form.quota_mb.data)
+                    form.email.data, form.password.data, parse_quota(form.quota_mb.data)
                 )
-            except accounts.MissingDomain as error:
+            except MissingDomain as error:
                 missing_domain = error.domain
                 form.add_error(error)
             except InvalidInput as error:
@@ -271,7 +271,7 @@ class AccountsView(ProtectedView, ModelView):
                 accounts.update_account(
                     account.id,
                     display_name=form.display_name.data,
-                    quota_mb=accounts.parse_quota(form.quota_mb.data),
+                    quota_mb=parse_quota(form.quota_mb.data),
                     is_active=form.status.data == "active",
                     expected_version=form.version.data,
                 )

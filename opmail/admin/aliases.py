@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import abort, flash, redirect, request
 from flask_admin import BaseView, expose
 
-from .. import accounts
 from ..addresses import InvalidInput
 from ..htmx import is_htmx, toast
 from ..queries import AliasFilters, alias_page, domain_choices
+from ..rules import aliases
 from .base import ProtectedView
 from .forms import AdminForm, AliasDestinationsForm, AliasForm
 
@@ -35,7 +35,7 @@ class AliasesView(ProtectedView, BaseView):
         form = AliasForm()
         if form.validate_on_submit():
             try:
-                alias = accounts.create_alias(form.alias_email.data, form.destinations.data)
+                alias = aliases.create_alias(form.alias_email.data, form.destinations.data)
             except InvalidInput as error:
                 form.add_error(error)
             else:
@@ -45,7 +45,7 @@ class AliasesView(ProtectedView, BaseView):
 
     def _alias_or_404(self) -> tuple[str, list[str]]:
         alias = request.args.get("alias", "")
-        destinations = accounts.alias_destinations(alias)
+        destinations = aliases.alias_destinations(alias)
         if not destinations:
             abort(404)
         return alias, destinations
@@ -59,7 +59,7 @@ class AliasesView(ProtectedView, BaseView):
             form = AliasDestinationsForm()
             if form.validate_on_submit():
                 try:
-                    accounts.set_alias_destinations(alias, form.destinations.data)
+                    aliases.set_alias_destinations(alias, form.destinations.data)
                 except InvalidInput as error:
                     form.add_error(error)
                 else:
@@ -81,14 +81,14 @@ class AliasesView(ProtectedView, BaseView):
 
     @expose("/enable/", methods=("POST",))
     def enable_view(self):
-        return self._change(lambda aliases: accounts.set_aliases_active(aliases, True), "Alias {} enabled.")
+        return self._change(lambda selected: aliases.set_aliases_active(selected, True), "Alias {} enabled.")
 
     @expose("/disable/", methods=("POST",))
     def disable_view(self):
         return self._change(
-            lambda aliases: accounts.set_aliases_active(aliases, False), "Alias {} disabled: mail to it bounces."
+            lambda selected: aliases.set_aliases_active(selected, False), "Alias {} disabled: mail to it bounces."
         )
 
     @expose("/delete/", methods=("POST",))
     def delete_view(self):
-        return self._change(accounts.delete_aliases, "Alias {} deleted.")
+        return self._change(aliases.delete_aliases, "Alias {} deleted.")

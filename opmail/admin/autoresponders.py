@@ -7,21 +7,22 @@ from datetime import date, datetime, time
 from flask import abort, flash, redirect, request
 from flask_admin import BaseView, expose
 
-from .. import accounts
 from ..addresses import InvalidInput
 from ..models import MailAutoresponder
 from ..queries import autoresponder_page
+from ..rules import autoresponders
+from ..rules.core import get_id
 from .base import ProtectedView, row_or_404
 from .forms import AdminForm, AutoresponderCreateForm, AutoresponderForm
 
 
-def reply_from(form: AutoresponderForm) -> accounts.AutoresponderInput:
+def reply_from(form: AutoresponderForm) -> autoresponders.AutoresponderInput:
     """The form's values for the rules; an end date means "through the end of that day"."""
 
     def moment(day: date | None, at: time) -> datetime | None:
         return datetime.combine(day, at) if day else None
 
-    return accounts.AutoresponderInput(
+    return autoresponders.AutoresponderInput(
         subject=form.subject.data,
         body=form.body.data,
         starts_at=moment(form.starts_at.data, time.min),
@@ -33,7 +34,7 @@ def reply_from(form: AutoresponderForm) -> accounts.AutoresponderInput:
 class AutorespondersView(ProtectedView, BaseView):
     @expose("/")
     def index_view(self):
-        page_number = accounts.get_id(request.args.get("page")) or 1
+        page_number = get_id(request.args.get("page")) or 1
         return self.render(
             "opmail/admin/autoresponders/list.html",
             page=autoresponder_page(page_number),
@@ -47,7 +48,7 @@ class AutorespondersView(ProtectedView, BaseView):
         )
         if form.validate_on_submit():
             try:
-                autoresponder = accounts.create_autoresponder(form.email.data, reply_from(form))
+                autoresponder = autoresponders.create_autoresponder(form.email.data, reply_from(form))
             except InvalidInput as error:
                 form.add_error(error)
             else:
@@ -74,7 +75,7 @@ class AutorespondersView(ProtectedView, BaseView):
             form = AutoresponderForm()
             if form.validate_on_submit():
                 try:
-                    accounts.update_autoresponder(autoresponder.id, reply_from(form))
+                    autoresponders.update_autoresponder(autoresponder.id, reply_from(form))
                 except InvalidInput as error:
                     form.add_error(error)
                 else:
@@ -89,6 +90,6 @@ class AutorespondersView(ProtectedView, BaseView):
         autoresponder = self._autoresponder_or_404()
         if not AdminForm().validate_on_submit():
             abort(400)
-        accounts.delete_autoresponders([autoresponder.id])
+        autoresponders.delete_autoresponders([autoresponder.id])
         flash(f"Autoresponder for {autoresponder.email} deleted.", "success")
         return redirect(self.get_url(".index_view"))

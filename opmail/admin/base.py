@@ -9,12 +9,13 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms import ValidationError
 
 from .. import audit
-from ..accounts import DeletionReport, get_id, maildir_path
 from ..auth import acting_admin_name, admin_access_allowed, confirm_password, two_factor_setup_due
 from ..db import get_session
 from ..errors import add_page_handlers
 from ..htmx import is_htmx, redirect_client
 from ..models import MAX_ID
+from ..rules.accounts import DeletionReport, maildir_path
+from ..rules.core import get_id
 from .forms import AdminPasswordForm
 
 WRONG_PASSWORD_NOTHING_DELETED = "Wrong admin password: nothing was deleted."

@@ -6,11 +6,12 @@ from flask import abort, flash, redirect, request
 from flask_admin import expose
 from flask_admin.contrib.sqla import ModelView
 
-from .. import accounts
 from ..addresses import InvalidInput
 from ..htmx import is_htmx, toast
 from ..models import MailDomain
 from ..queries import domain_contents, domain_page
+from ..rules import domains
+from ..rules.core import get_id
 from .base import ProtectedView, row_or_404
 from .forms import AdminForm, DomainForm
 
@@ -24,7 +25,7 @@ class DomainsView(ProtectedView, ModelView):
     can_view_details = False
 
     def render_list(self, form: DomainForm | None = None, status: int = 200):
-        page_number = accounts.get_id(request.args.get("page")) or 1
+        page_number = get_id(request.args.get("page")) or 1
         context = {
             "page": domain_page(page_number),
             "form": form or DomainForm(formdata=None),
@@ -41,7 +42,7 @@ class DomainsView(ProtectedView, ModelView):
         form = DomainForm(data={"domain": request.args.get("domain", "")} if request.method == "GET" else None)
         if form.validate_on_submit():
             try:
-                domain = accounts.create_domain(form.domain.data)
+                domain = domains.create_domain(form.domain.data)
             except InvalidInput as error:
                 form.add_error(error)
             else:
@@ -58,7 +59,7 @@ class DomainsView(ProtectedView, ModelView):
         if not AdminForm().validate_on_submit():
             abort(400)
         enable = not domain.is_active
-        accounts.set_domains_active([domain.id], enable)
+        domains.set_domains_active([domain.id], enable)
         message = f"Domain {domain} {'enabled' if enable else 'disabled: its accounts cannot log in'}."
         if is_htmx():
             return toast(self.render_list(), message)
@@ -71,7 +72,7 @@ class DomainsView(ProtectedView, ModelView):
         domain = self._domain_or_404()
         return self.password_confirmed_delete(
             "opmail/admin/domains",
-            lambda: accounts.delete_domains([domain.id]),
+            lambda: domains.delete_domains([domain.id]),
             lambda: {"contents": domain_contents(domain.id)},
             domain=domain,
         )

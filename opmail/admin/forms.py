@@ -1,4 +1,4 @@
-"""The admin's forms. Fields parse text; the rules in ``opmail.accounts`` decide what is valid."""
+"""The admin's forms. Fields parse text; the rules in ``opmail.rules`` decide what is valid."""
 
 from __future__ import annotations
 

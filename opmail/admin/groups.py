@@ -5,17 +5,18 @@ from __future__ import annotations
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
 
-from .. import accounts
 from ..addresses import InvalidInput
 from ..models import MailGroup
 from ..queries import group_members, group_page
+from ..rules import groups
+from ..rules.core import get_id
 from .base import ProtectedView, row_or_404
 from .forms import AdminForm, GroupForm
 
 
 class GroupsView(ProtectedView, BaseView):
     def render_list(self, form: GroupForm | None = None, status: int = 200):
-        page_number = accounts.get_id(request.args.get("page")) or 1
+        page_number = get_id(request.args.get("page")) or 1
         return self.render(
             "opmail/admin/groups/list.html",
             page=group_page(page_number),
@@ -32,7 +33,7 @@ class GroupsView(ProtectedView, BaseView):
         form = GroupForm()
         if form.validate_on_submit():
             try:
-                group = accounts.save_group(None, form.name.data, form.description.data)
+                group = groups.save_group(None, form.name.data, form.description.data)
             except InvalidInput as error:
                 form.add_error(error)
             else:
@@ -50,7 +51,7 @@ class GroupsView(ProtectedView, BaseView):
         form = GroupForm(obj=group) if request.method == "GET" else GroupForm()
         if request.method == "POST" and form.validate_on_submit():
             try:
-                accounts.save_group(group.id, form.name.data, form.description.data)
+                groups.save_group(group.id, form.name.data, form.description.data)
             except InvalidInput as error:
                 form.add_error(error)
             else:
@@ -69,21 +70,21 @@ class GroupsView(ProtectedView, BaseView):
     @expose("/delete/", methods=("POST",))
     def delete_view(self):
         group = self._checked_post()
-        accounts.delete_group(group.id)
+        groups.delete_group(group.id)
         flash(f"Group {group.name} deleted; its members' accounts are unchanged.", "success")
         return redirect(self.get_url(".index_view"))
 
     def _back(self, group: MailGroup, account_id: str):
         """Back to the account page the change came from, or to the group."""
-        if request.form.get("back") == "account" and accounts.get_id(account_id):
-            return redirect(url_for("opmail_accounts.edit_view", id=accounts.get_id(account_id)))
+        if request.form.get("back") == "account" and get_id(account_id):
+            return redirect(url_for("opmail_accounts.edit_view", id=get_id(account_id)))
         return redirect(self.get_url(".edit_view", id=group.id))
 
     @expose("/members/add/", methods=("POST",))
     def add_member_view(self):
         group = self._checked_post()
         account_id = request.form.get("account_id", "")
-        result = accounts.add_to_group([account_id], group.id)
+        result = groups.add_to_group([account_id], group.id)
         if result.changed:
             flash(f"{result.changed[0]} is in group {group.name}.", "success")
         else:
@@ -94,6 +95,6 @@ class GroupsView(ProtectedView, BaseView):
     def remove_member_view(self):
         group = self._checked_post()
         account_id = request.form.get("account_id", "")
-        accounts.remove_from_group([account_id], group.id)
+        groups.remove_from_group([account_id], group.id)
         flash(f"Removed from group {group.name}.", "success")
         return self._back(group, account_id)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import FilterEqual
 
-from ..accounts import SYNC_ACTIONS, SYNC_OUTCOMES
 from ..addresses import display_address
 from ..models import SyncEvent
+from ..rules.sync import SYNC_ACTIONS, SYNC_OUTCOMES
 from .base import ClampedPages, ProtectedView
 from .forms import AdminForm
 

@@ -1,0 +1,318 @@
+"""Accounts (mailboxes): add, edit, password, suspend, quota, restore, 2FA off, delete."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from flask import current_app
+from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .. import audit
+from ..addresses import InvalidInput, normalize_address
+from ..db import get_session
+from ..models import (
+    MailAccount,
+    MailAlias,
+    MailAutoresponder,
+    MailDomain,
+    MailGroupMember,
+    UserTwoFactor,
+    utcnow,
+)
+from .core import (
+    ACCOUNT_STATUS,
+    BulkResult,
+    MissingDomain,
+    check_display_name,
+    check_quota,
+    for_field,
+    get_id,
+    hash_new_password,
+    split_ids,
+    transaction,
+)
+
+
+@dataclass
+class DeletionReport(BulkResult):
+    """What deleting accounts removed besides the rows (the Maildirs stay on disk)."""
+
+    aliases_removed: list[str] = field(default_factory=list)
+    alias_destinations_removed: int = 0
+    autoresponders_removed: int = 0
+    group_memberships_removed: int = 0
+    two_factor_removed: int = 0
+    domains: list[str] = field(default_factory=list)
+
+
+def create_account(
+    email: str, password: str, quota_mb: int = 0, display_name: str | None = None
+) -> tuple[MailAccount, bool]:
+    """Add an account on an existing domain. Returns (account, restored): re-adding an address the
+    Panel soft-deleted restores that row with the new password and quota."""
+    address = for_field(normalize_address, email.strip(), "email")
+    quota_mb = check_quota(quota_mb)
+    display_name = check_display_name(display_name)
+    password_hash = hash_new_password(password)
+    domain_name = address.partition("@")[2]
+    with transaction() as db:
+        domain = db.scalar(select(MailDomain).where(MailDomain.domain == domain_name))
+        if domain is None:
+            raise MissingDomain(domain_name)
+        account = db.scalar(select(MailAccount).where(MailAccount.email == address))
+        if account is not None and account.deleted_at is None:
+            raise InvalidInput(f"The account {address} already exists.", "email")
+        restored = account is not None
+        if account is None:
+            account = MailAccount(email=address, domain_id=domain.id)
+            db.add(account)
+        account.password = password_hash
+        account.quota_mb = quota_mb
+        account.display_name = display_name
+        account.is_active = True
+        account.deleted_at = None
+        try:
+            db.flush()
+        except IntegrityError:
+            # Another request created the same address between our check and this insert.
+            raise InvalidInput(f"The account {address} already exists.", "email") from None
+        audit.record(db, "account.create", [address])
+    return account, restored
+
+
+def get_account(account_id: object) -> MailAccount | None:
+    account_id = get_id(account_id)
+    return get_session().get(MailAccount, account_id) if account_id else None
+
+
+# What the account page shows or edits, and what the Panel and the bulk actions change: the
+# version of an account the page was opened on (optimistic concurrency), with a name for each.
+VERSIONED = {
+    "display name": MailAccount.display_name,
+    "quota": MailAccount.quota_mb,
+    "status": MailAccount.is_active,
+    "password": MailAccount.password,
+    "deletion": MailAccount.deleted_at,
+}
+
+
+def _digest(value: object) -> str:
+    # 8 hex characters per field tell a change apart well enough, and name the fields that moved.
+    # The password hash is salted: its digest tells the page nothing about the password.
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:8]
+
+
+def account_version(account: MailAccount) -> str:
+    """The version of ``account`` a form carries, to be handed back as ``expected_version``."""
+    return ".".join(_digest(getattr(account, column.key)) for column in VERSIONED.values())
+
+
+def _update_unchanged(
+    db: Session, account_id: int, expected_version: str, **values
+) -> tuple[str, dict[str, object]]:
+    """Write ``values`` to the account if it is still at ``expected_version``, else refuse.
+    Returns the account's address and the versioned fields as they were before the write.
+
+    FOR UPDATE holds the row on MariaDB until the commit. SQLite ignores it (and reads outside the
+    write transaction), so the UPDATE repeats the check in its WHERE: a change that lands between
+    the read and the write matches no row, and nothing is written.
+    """
+    row = db.execute(
+        select(MailAccount.email, *VERSIONED.values()).where(MailAccount.id == account_id).with_for_update()
+    ).one_or_none()
+    if row is None:
+        raise InvalidInput("That account no longer exists.")
+    email, *current = row
+    seen = dict(zip(VERSIONED, (expected_version or "").split(".")))
+    moved = [name for name, value in zip(VERSIONED, current) if seen.get(name) != _digest(value)]
+    if not moved:
+        columns = VERSIONED.values()
+        unchanged = (column.is_not_distinct_from(value) for column, value in zip(columns, current))
+        written = db.execute(
+            update(MailAccount)
+            .where(MailAccount.id == account_id, *unchanged)
+            .values(**values, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if written:
+            return email, dict(zip(VERSIONED, current))
+    raise InvalidInput(
+        f"This account was changed by someone else ({', '.join(moved) or 'just now'}) since you"
+        " opened this page. Reload to see the current values.",
+        "version",
+    )
+
+
+def update_account(
+    account_id: int,
+    *,
+    display_name: str | None,
+    quota_mb: int,
+    is_active: bool,
+    expected_version: str,
+) -> None:
+    """Save the account page's details (the address itself never changes), unless someone else
+    changed the account since the page showed ``expected_version``."""
+    display_name = check_display_name(display_name)
+    quota_mb = check_quota(quota_mb)
+    with transaction() as db:
+        email, before = _update_unchanged(
+            db, account_id, expected_version,
+            display_name=display_name, quota_mb=quota_mb, is_active=is_active,
+        )
+        changes = audit.diff(
+            {"quota_mb": before["quota"], "status": ACCOUNT_STATUS[before["status"]]},
+            {"quota_mb": quota_mb, "status": ACCOUNT_STATUS[is_active]},
+        )
+        audit.record(db, "account.update", [email], {email: changes} if changes else None)
+
+
+def reset_password(
+    account_id: int, new_password: str, confirm_password: str, *, expected_version: str
+) -> None:
+    """Set a new mailbox password (hashed in the configured scheme), unless someone else, e.g. the
+    Panel's password sync, changed the account since the page showed ``expected_version``."""
+    if new_password != confirm_password:
+        raise InvalidInput("The two passwords do not match.", "confirm_password")
+    password_hash = hash_new_password(new_password, "new_password")
+    with transaction() as db:
+        email, _ = _update_unchanged(db, account_id, expected_version, password=password_hash)
+        # That it happened, never what it became.
+        audit.record(db, "account.password", [email])
+
+
+def _apply_to_accounts(
+    raw_ids: Iterable[object],
+    action: str,
+    column: str,
+    value: object,
+    field: str,
+    label: Callable[[Any], object] = lambda value: value,
+) -> BulkResult:
+    """One UPDATE of ``column`` for the whole selection, logged as ``action`` with each account's
+    old → new ``column`` (as ``field``, shown as ``label`` says); ids that are gone are reported."""
+    ids, junk = split_ids(raw_ids)
+    with transaction() as db:
+        # The old values come with the addresses, no extra statement; locked, so the log's "old" is
+        # what the UPDATE replaced even when another admin changes the same accounts meanwhile.
+        old = {
+            account_id: (email, was)
+            for account_id, email, was in db.execute(
+                select(MailAccount.id, MailAccount.email, getattr(MailAccount, column))
+                .where(MailAccount.id.in_(ids))
+                .with_for_update()
+            )
+        }
+        found = {account_id: email for account_id, (email, _) in old.items()}
+        if found:
+            db.execute(
+                update(MailAccount)
+                .where(MailAccount.id.in_(found))
+                .values({column: value, "updated_at": utcnow()})
+                .execution_options(synchronize_session=False)
+            )
+        audit.record(
+            db,
+            action,
+            [found[i] for i in sorted(found)],
+            {email: {field: [label(was), label(value)]} for email, was in old.values()},
+        )
+    return BulkResult(
+        changed=[found[i] for i in sorted(found)],
+        skipped=junk + [str(i) for i in ids if i not in found],
+    )
+
+
+def set_accounts_active(raw_ids: Iterable[object], active: bool) -> BulkResult:
+    """Suspend (False) or unsuspend (True): a suspended account fails IMAP login at once."""
+    action = "account.unsuspend" if active else "account.suspend"
+    return _apply_to_accounts(raw_ids, action, "is_active", active, "status", ACCOUNT_STATUS.get)
+
+
+def set_accounts_quota(raw_ids: Iterable[object], quota_mb: object) -> BulkResult:
+    """Give every selected account the same quota (0 = unlimited)."""
+    return _apply_to_accounts(raw_ids, "account.quota", "quota_mb", check_quota(quota_mb), "quota_mb")
+
+
+def restore_accounts(raw_ids: Iterable[object]) -> BulkResult:
+    """Bring back accounts the Panel soft-deleted."""
+    return _apply_to_accounts(
+        raw_ids,
+        "account.restore",
+        "deleted_at",
+        None,
+        "deleted_at",
+        lambda moment: moment.isoformat(" ", "seconds") if moment else None,
+    )
+
+
+def disable_two_factor(raw_ids: Iterable[object]) -> BulkResult:
+    """Force 2FA off: the user signs in to webmail with the password alone until they enrol again."""
+    ids, junk = split_ids(raw_ids)
+    with transaction() as db:
+        found = dict(db.execute(select(MailAccount.id, MailAccount.email).where(MailAccount.id.in_(ids))).all())
+        db.execute(delete(UserTwoFactor).where(UserTwoFactor.email.in_(found.values())))
+        audit.record(db, "account.disable_2fa", [found[i] for i in sorted(found)])
+    return BulkResult(
+        changed=[found[i] for i in sorted(found)],
+        skipped=junk + [str(i) for i in ids if i not in found],
+    )
+
+
+def delete_accounts(raw_ids: Iterable[object]) -> DeletionReport:
+    """Delete accounts with the cascade of schema.md, in one transaction. Maildirs are not touched."""
+    ids, junk = split_ids(raw_ids)
+    with transaction() as db:
+        report = delete_accounts_in(db, ids)
+        audit.record(db, "account.delete", report.changed)
+    report.skipped = junk + report.skipped
+    return report
+
+
+def delete_accounts_in(db, ids: list[int]) -> DeletionReport:
+    found = dict(db.execute(select(MailAccount.id, MailAccount.email).where(MailAccount.id.in_(ids))).all())
+    emails = list(found.values())
+    report = DeletionReport(
+        changed=[found[i] for i in sorted(found)],
+        skipped=[str(i) for i in ids if i not in found],
+    )
+    if not found:
+        return report
+    # Aliases whose every destination is being deleted disappear with them.
+    hits = func.sum(case((MailAlias.destination_email.in_(emails), 1), else_=0))
+    per_alias = db.execute(
+        select(MailAlias.alias_email, func.count(), hits)
+        .where(MailAlias.alias_email.in_(
+            select(MailAlias.alias_email).where(MailAlias.destination_email.in_(emails))
+        ))
+        .group_by(MailAlias.alias_email)
+    ).all()
+    report.aliases_removed = sorted(alias for alias, total, hit in per_alias if total == hit)
+    report.alias_destinations_removed = db.execute(
+        delete(MailAlias).where(MailAlias.destination_email.in_(emails))
+    ).rowcount
+    report.autoresponders_removed = db.execute(
+        delete(MailAutoresponder).where(MailAutoresponder.email.in_(emails))
+    ).rowcount
+    report.group_memberships_removed = db.execute(
+        delete(MailGroupMember).where(MailGroupMember.account_id.in_(found))
+    ).rowcount
+    report.two_factor_removed = db.execute(
+        delete(UserTwoFactor).where(UserTwoFactor.email.in_(emails))
+    ).rowcount
+    db.execute(
+        delete(MailAccount)
+        .where(MailAccount.id.in_(found))
+        .execution_options(synchronize_session=False)
+    )
+    return report
+
+
+def maildir_path(email: str) -> str:
+    """Where Dovecot keeps this mailbox: ``MAILDIR_ROOT/{domain}/{user}/Maildir``."""
+    local, _, domain = email.partition("@")
+    return f"{current_app.config['MAILDIR_ROOT'].rstrip('/')}/{domain}/{local}/Maildir"

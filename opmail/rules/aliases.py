@@ -1,0 +1,171 @@
+"""Aliases: an address that forwards to accounts, other aliases or outside addresses.
+
+An alias is its address; its destinations are one mail_aliases row each (schema.md). A catch-all
+is stored as ``@domain``, the form Postfix's virtual_alias_maps looks up last.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .. import audit
+from ..addresses import InvalidInput, normalize_address, normalize_domain
+from ..db import get_session
+from ..models import MailAccount, MailAlias, MailDomain, utcnow
+from .core import ENABLED, BulkResult, MissingDomain, for_field, transaction
+
+
+def normalize_alias(raw: str) -> str:
+    """An alias address as stored: ``name@domain``, or ``@domain`` for the domain's catch-all."""
+    raw = (raw or "").strip()
+    if raw.startswith("@"):
+        return "@" + for_field(normalize_domain, raw[1:], "alias_email")
+    return for_field(normalize_address, raw, "alias_email")
+
+
+def parse_destinations(text: str | None) -> list[str]:
+    """Destinations typed one per line or separated by commas: normalised, duplicates dropped."""
+    found: list[str] = []
+    for raw in (text or "").replace(",", "\n").splitlines():
+        if raw.strip():
+            try:
+                address = normalize_address(raw.strip())
+            except InvalidInput as error:
+                raise InvalidInput(f"{raw.strip()}: {error.message}", "destinations") from None
+            if address not in found:
+                found.append(address)
+    if not found:
+        raise InvalidInput("Enter at least one destination address.", "destinations")
+    return found
+
+
+def _check_destinations(db: Session, alias: str, destinations: list[str]) -> None:
+    """A destination on one of our domains must be a live account or another alias."""
+    if alias in destinations:
+        raise InvalidInput("An alias cannot forward to itself.", "destinations")
+    local_domains = set(
+        db.scalars(
+            select(MailDomain.domain).where(
+                MailDomain.domain.in_(sorted({d.partition("@")[2] for d in destinations}))
+            )
+        )
+    )
+    local = [d for d in destinations if d.partition("@")[2] in local_domains]
+    if not local:
+        return
+    known = set(
+        db.scalars(
+            select(MailAccount.email).where(MailAccount.email.in_(local), MailAccount.deleted_at.is_(None))
+        )
+    ) | set(db.scalars(select(MailAlias.alias_email).where(MailAlias.alias_email.in_(local))))
+    missing = [d for d in local if d not in known]
+    if missing:
+        raise InvalidInput(
+            f"No account or alias {', '.join(missing)} exists here: create it first, "
+            "or check the spelling.",
+            "destinations",
+        )
+
+
+def create_alias(alias: str, destinations: str | None) -> str:
+    """Add an alias (or a domain's catch-all) on an existing domain, with its destinations."""
+    address = normalize_alias(alias)
+    targets = parse_destinations(destinations)
+    with transaction() as db:
+        domain_name = address.partition("@")[2]
+        domain_id = db.scalar(select(MailDomain.id).where(MailDomain.domain == domain_name))
+        if domain_id is None:
+            raise InvalidInput(MissingDomain(domain_name).message, "alias_email")
+        if db.scalar(select(MailAlias.id).where(MailAlias.alias_email == address).limit(1)):
+            raise InvalidInput(f"The alias {address} already exists: edit its destinations instead.", "alias_email")
+        if db.scalar(select(MailAccount.id).where(MailAccount.email == address)):
+            raise InvalidInput(f"{address} is an account's address: an alias cannot take it.", "alias_email")
+        _check_destinations(db, address, targets)
+        db.add_all(MailAlias(domain_id=domain_id, alias_email=address, destination_email=d) for d in targets)
+        try:
+            db.flush()
+        except IntegrityError:
+            # Another admin added the same alias between our check and this insert.
+            raise InvalidInput(f"The alias {address} already exists.", "alias_email") from None
+        audit.record(db, "alias.create", [address])
+    return address
+
+
+def alias_destinations(alias: str) -> list[str]:
+    """The destinations of ``alias`` (empty when there is no such alias)."""
+    return list(
+        get_session().scalars(
+            select(MailAlias.destination_email)
+            .where(MailAlias.alias_email == alias)
+            .order_by(MailAlias.destination_email)
+        )
+    )
+
+
+def set_alias_destinations(alias: str, destinations: str | None) -> list[str]:
+    """Replace an alias's destinations; rows that stay keep their id, status and dates."""
+    targets = parse_destinations(destinations)
+    with transaction() as db:
+        current = db.scalars(select(MailAlias).where(MailAlias.alias_email == alias)).all()
+        if not current:
+            raise InvalidInput("That alias no longer exists.")
+        _check_destinations(db, alias, targets)
+        for row in current:
+            if row.destination_email not in targets:
+                db.delete(row)
+        kept = {row.destination_email for row in current}
+        db.add_all(
+            MailAlias(
+                domain_id=current[0].domain_id,
+                alias_email=alias,
+                destination_email=d,
+                is_active=current[0].is_active,
+            )
+            for d in targets
+            if d not in kept
+        )
+        audit.record(db, "alias.update", [alias])
+    return targets
+
+
+def set_aliases_active(aliases: Iterable[str], active: bool) -> BulkResult:
+    """Enable or disable aliases (every destination row of each)."""
+    wanted = sorted(set(aliases))
+    with transaction() as db:
+        # Each alias's old status (its rows can differ) comes with the lookup, no extra statement.
+        old = {
+            alias: ENABLED[bool(lowest)] if lowest == highest else "partly enabled"
+            for alias, lowest, highest in db.execute(
+                select(MailAlias.alias_email, func.min(MailAlias.is_active), func.max(MailAlias.is_active))
+                .where(MailAlias.alias_email.in_(wanted))
+                .group_by(MailAlias.alias_email)
+            )
+        }
+        found = set(old)
+        if found:
+            db.execute(
+                update(MailAlias)
+                .where(MailAlias.alias_email.in_(sorted(found)))
+                .values(is_active=active, updated_at=utcnow())
+            )
+        audit.record(
+            db,
+            "alias.enable" if active else "alias.disable",
+            sorted(found),
+            {alias: {"status": [was, ENABLED[active]]} for alias, was in old.items()},
+        )
+    return BulkResult(changed=[a for a in wanted if a in found], skipped=[a for a in wanted if a not in found])
+
+
+def delete_aliases(aliases: Iterable[str]) -> BulkResult:
+    """Remove aliases with all their destinations."""
+    wanted = sorted(set(aliases))
+    with transaction() as db:
+        found = set(db.scalars(select(MailAlias.alias_email).where(MailAlias.alias_email.in_(wanted))))
+        db.execute(delete(MailAlias).where(MailAlias.alias_email.in_(sorted(found))))
+        audit.record(db, "alias.delete", sorted(found))
+    return BulkResult(changed=[a for a in wanted if a in found], skipped=[a for a in wanted if a not in found])

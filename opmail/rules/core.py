@@ -1,0 +1,140 @@
+"""What every rule shares: the transaction, the checks of quota, display name and password, ids."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from flask import current_app
+
+from ..addresses import InvalidInput, display_domain
+from ..db import get_session
+from ..models import MAX_ID
+from ..passwords import hash_password, looks_like_hash, to_dovecot_hash, validate_password
+
+MAX_QUOTA_MB = 10_000_000
+MAX_DISPLAY_NAME = 255
+# A TEXT column (autoresponder body, group description) holds 65,535 bytes on MariaDB: characters
+# outside ASCII take 2-4 bytes each, so the limit is counted in UTF-8 bytes.
+MAX_TEXT_BYTES = 65_535
+# How the audit log names a status: an account is active or suspended, the rest enabled or disabled.
+ACCOUNT_STATUS = {True: "active", False: "suspended"}
+ENABLED = {True: "enabled", False: "disabled"}
+
+
+class MissingDomain(InvalidInput):
+    """The address's domain is not under Admin → Domains."""
+
+    def __init__(self, domain: str) -> None:
+        super().__init__(
+            f"The domain {display_domain(domain)} does not exist yet: add it under Admin → Domains first.",
+            "email",
+        )
+        self.domain = domain
+
+
+@dataclass
+class BulkResult:
+    """What a rule did to a selection: the addresses it changed and the ids it could not find."""
+
+    changed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def transaction() -> Iterator:
+    """Commit what the block did, or roll all of it back."""
+    db = get_session()
+    try:
+        yield db
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+
+
+def for_field(check, value, name: str):
+    """Run a base-layer check, naming the form field in its error."""
+    try:
+        return check(value)
+    except InvalidInput as error:
+        raise InvalidInput(error.message, name) from None
+
+
+def check_quota(quota_mb: object) -> int:
+    """A quota in MB: a whole number from 0 (unlimited) to 10,000,000."""
+    if isinstance(quota_mb, bool) or not isinstance(quota_mb, int):
+        raise InvalidInput("Quota must be a whole number of MB (0 = unlimited).", "quota_mb")
+    if not 0 <= quota_mb <= MAX_QUOTA_MB:
+        raise InvalidInput(f"Quota must be between 0 and {MAX_QUOTA_MB:,} MB.", "quota_mb")
+    return quota_mb
+
+
+def parse_quota(text: str | None) -> int:
+    """A quota typed into a form: blank means 0 (unlimited); anything not a whole number is refused."""
+    text = (text or "").strip().replace(",", "")
+    if not text:
+        return 0
+    # One optional minus (a negative number gets the range message); "--5" is no number at all.
+    if not text.removeprefix("-").isdigit() or not text.isascii():
+        raise InvalidInput("Quota must be a whole number of MB (0 = unlimited).", "quota_mb")
+    # int() refuses over 4,300 digits (ValueError); a number that long is out of range anyway.
+    return check_quota(int(text) if len(text) <= 20 else MAX_QUOTA_MB + 1)
+
+
+def check_display_name(name: str | None) -> str | None:
+    name = (name or "").strip()
+    if len(name) > MAX_DISPLAY_NAME:
+        raise InvalidInput(
+            f"The display name is longer than {MAX_DISPLAY_NAME} characters.", "display_name"
+        )
+    if any(ch in name for ch in "\r\n\x00"):
+        raise InvalidInput("The display name must be one line of text.", "display_name")
+    return name or None
+
+
+def hash_new_password(plain: str, field_name: str = "password") -> str:
+    config = current_app.config
+    return for_field(
+        lambda p: hash_password(
+            p, config["DOVECOT_PASSWORD_SCHEME"], bcrypt_rounds=config["OPMAIL_BCRYPT_ROUNDS"]
+        ),
+        plain,
+        field_name,
+    )
+
+
+def check_password_or_hash(password: Any) -> str:
+    """A complete hash, or a plaintext password that can be hashed (hashing itself comes later)."""
+    if not isinstance(password, str) or not password:
+        raise InvalidInput("Enter the password: a BLF-CRYPT or SHA512-CRYPT hash, or the plaintext.")
+    if to_dovecot_hash(password) is None:
+        if looks_like_hash(password):
+            raise InvalidInput(
+                "The password looks like a hash but is not a complete BLF-CRYPT (cost 4-15) or "
+                "SHA512-CRYPT (1,000-999,999 rounds) hash."
+            )
+        validate_password(password, current_app.config["DOVECOT_PASSWORD_SCHEME"])
+    return password
+
+
+def split_ids(raw_ids: Iterable[object]) -> tuple[list[int], list[str]]:
+    """Split a selection into valid integer ids and what is not an id at all."""
+    ids, junk = [], []
+    for raw in raw_ids:
+        try:
+            number = int(str(raw))
+        except ValueError:
+            number = 0
+        if 0 < number <= MAX_ID:
+            ids.append(number)
+        else:
+            junk.append(str(raw))
+    return sorted(set(ids)), junk
+
+
+def get_id(raw: object) -> int | None:
+    """An id from a URL, or None when it is not one."""
+    ids, _ = split_ids([raw])
+    return ids[0] if ids else None

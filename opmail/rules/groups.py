@@ -1,0 +1,106 @@
+"""Groups: named sets of accounts, and who is in them."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from .. import audit
+from ..addresses import InvalidInput
+from ..models import MailAccount, MailGroup, MailGroupMember
+from .core import MAX_DISPLAY_NAME, MAX_TEXT_BYTES, BulkResult, get_id, split_ids, transaction
+
+
+def _check_group(name: str | None, description: str | None) -> tuple[str, str | None]:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("Enter a group name.", "name")
+    if len(name) > MAX_DISPLAY_NAME or any(ch in name for ch in "\r\n\x00"):
+        raise InvalidInput(f"The group name must be one line of at most {MAX_DISPLAY_NAME} characters.", "name")
+    description = (description or "").strip()
+    if len(description.encode()) > MAX_TEXT_BYTES:
+        raise InvalidInput(
+            f"The description must be at most {MAX_TEXT_BYTES:,} bytes (accented letters count 2).",
+            "description",
+        )
+    return name, description or None
+
+
+def save_group(group_id: int | None, name: str | None, description: str | None) -> MailGroup:
+    """Create a group (``group_id`` None) or rename / re-describe one; names are unique."""
+    name, description = _check_group(name, description)
+    with transaction() as db:
+        clash = db.scalar(select(MailGroup.id).where(MailGroup.name == name))
+        if clash is not None and clash != group_id:
+            raise InvalidInput(f"A group called {name} already exists.", "name")
+        group = MailGroup() if group_id is None else db.get(MailGroup, group_id)
+        if group is None:
+            raise InvalidInput("That group no longer exists.")
+        # A rename shows the old name: the log's earlier events still use it.
+        renamed = group_id is not None and group.name != name
+        changes = {name: {"name": [group.name, name]}} if renamed else None
+        group.name, group.description = name, description
+        db.add(group)
+        try:
+            db.flush()
+        except IntegrityError:
+            raise InvalidInput(f"A group called {name} already exists.", "name") from None
+        audit.record(db, "group.create" if group_id is None else "group.update", [name], changes)
+    return group
+
+
+def delete_group(group_id: int) -> None:
+    """Remove a group and its memberships (the accounts stay)."""
+    with transaction() as db:
+        name = db.scalar(select(MailGroup.name).where(MailGroup.id == group_id))
+        db.execute(delete(MailGroupMember).where(MailGroupMember.group_id == group_id))
+        db.execute(delete(MailGroup).where(MailGroup.id == group_id))
+        audit.record(db, "group.delete", [name] if name is not None else [])
+
+
+def add_to_group(raw_ids: Iterable[object], group_id: object) -> BulkResult:
+    """Make the selected accounts members; accounts already in the group count as changed too."""
+    ids, junk = split_ids(raw_ids)
+    with transaction() as db:
+        group_id = get_id(group_id)
+        group = db.get(MailGroup, group_id) if group_id else None
+        if group is None:
+            raise InvalidInput("Choose a group first.", "group_id")
+        found = dict(db.execute(select(MailAccount.id, MailAccount.email).where(MailAccount.id.in_(ids))).all())
+        members = set(
+            db.scalars(
+                select(MailGroupMember.account_id).where(
+                    MailGroupMember.group_id == group.id, MailGroupMember.account_id.in_(list(found))
+                )
+            )
+        )
+        added = [i for i in sorted(found) if i not in members]
+        db.add_all(MailGroupMember(group_id=group.id, account_id=i) for i in added)
+        # The group, then the accounts that joined (those already in it did not change).
+        audit.record(db, "group.add", [group.name, *(found[i] for i in added)] if added else [])
+    return BulkResult(
+        changed=[found[i] for i in sorted(found)], skipped=junk + [str(i) for i in ids if i not in found]
+    )
+
+
+def remove_from_group(raw_ids: Iterable[object], group_id: int) -> int:
+    """End the selected accounts' membership; returns how many memberships ended."""
+    ids, _ = split_ids(raw_ids)
+    with transaction() as db:
+        leaving = db.execute(
+            select(MailGroup.name, MailAccount.email)
+            .join(MailGroupMember, MailGroupMember.group_id == MailGroup.id)
+            .join(MailAccount, MailAccount.id == MailGroupMember.account_id)
+            .where(MailGroup.id == group_id, MailGroupMember.account_id.in_(ids))
+            .order_by(MailAccount.email)
+        ).all()
+        removed = db.execute(
+            delete(MailGroupMember).where(
+                MailGroupMember.group_id == group_id, MailGroupMember.account_id.in_(ids)
+            )
+        ).rowcount
+        # The group, then the accounts that left.
+        audit.record(db, "group.remove", [leaving[0].name, *(row.email for row in leaving)] if leaving else [])
+        return removed
