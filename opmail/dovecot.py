@@ -31,7 +31,10 @@ DICT_FILE = "dovecot/dovecot-dict-quota.conf.ext"
 SIEVE_DICT_FILE = "dovecot/dovecot-dict-sieve.conf.ext"
 SNIPPET = "dovecot/conf.d/11-opmail.conf"
 # Postfix's lookup tables: the file, what it answers, and its query (%s = the address or domain
-# Postfix looks up; it quotes it). Each query reads a unique index or primary key.
+# Postfix looks up, %d its domain; Postfix quotes both). Each query reads unique indexes or primary
+# keys. An address of a disabled domain is nobody's: smtpd remembers for a while which domains are
+# ours, so the maps themselves must not answer for a domain that was just turned off.
+_DOMAIN_ACTIVE = "EXISTS (SELECT 1 FROM mail_domains WHERE domain = '%d' AND is_active = 1)"
 POSTFIX_LOOKUPS = {
     "postfix/opmail/virtual-mailbox-domains.cf": (
         "the domains Postfix receives mail for (active ones only).",
@@ -39,20 +42,22 @@ POSTFIX_LOOKUPS = {
     ),
     "postfix/opmail/virtual-mailbox-maps.cf": (
         "the mailboxes: accounts that exist and are not deleted (suspended ones receive).",
-        "SELECT email FROM mail_accounts WHERE email = '%s' AND deleted_at IS NULL",
+        f"SELECT email FROM mail_accounts WHERE email = '%s' AND deleted_at IS NULL AND {_DOMAIN_ACTIVE}",
     ),
     "postfix/opmail/virtual-alias-maps.cf": (
         "where mail to an address goes: an alias's (or catch-all @domain's) destinations, a"
         "\n# group's members, an account's forwards (a copy kept = the account itself among them), or"
         "\n# the account itself, so that a catch-all never takes an account's mail.",
-        "SELECT destination_email FROM mail_aliases WHERE alias_email = '%s' AND is_active = 1"
+        "SELECT t.destination FROM ("
+        "SELECT destination_email AS destination FROM mail_aliases WHERE alias_email = '%s' AND is_active = 1"
         " UNION ALL SELECT a.email FROM mail_groups g"
         " JOIN mail_group_members m ON m.group_id = g.id JOIN mail_accounts a ON a.id = m.account_id"
         " WHERE g.email = '%s' AND a.deleted_at IS NULL"
         " UNION ALL SELECT f.destination_email FROM mail_accounts a"
         " JOIN mail_forwards f ON f.account_id = a.id WHERE a.email = '%s' AND a.deleted_at IS NULL"
         " UNION ALL SELECT a.email FROM mail_accounts a WHERE a.email = '%s' AND a.deleted_at IS NULL"
-        " AND NOT EXISTS (SELECT 1 FROM mail_forwards f WHERE f.account_id = a.id)",
+        " AND NOT EXISTS (SELECT 1 FROM mail_forwards f WHERE f.account_id = a.id)"
+        f") t WHERE {_DOMAIN_ACTIVE}",
     ),
     "postfix/opmail/sender-login-maps.cf": (
         "who may send as an address: the account itself, the accounts an alias"

@@ -298,22 +298,27 @@ class MailServer:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
-    def quota_bytes(self, address: str) -> int:
-        """STORAGE in use as ``doveadm quota get`` reports it, in bytes."""
+    def quota_kilobytes(self, address: str) -> int:
+        """STORAGE in use as ``doveadm quota get`` reports it (KB)."""
         output = self.doveadm("-f", "tab", "quota", "get", "-u", address)
         header, *rows = [line.split("\t") for line in output.strip().splitlines()]
         [storage] = [dict(zip(header, row)) for row in rows if dict(zip(header, row))["Type"] == "STORAGE"]
-        return int(storage["Value"]) * 1024
+        return int(storage["Value"])
 
     def deliver_with_lda(self, address: str, message: bytes, sender: str = "someone@outside.test") -> None:
         """Deliver as an MTA's pipe would: dovecot-lda, run as the mail user."""
         nobody = pwd.getpwnam("nobody")
+        # Its log to stderr: the test's log file is root's (a real server logs to syslog).
+        command = ["/usr/lib/dovecot/dovecot-lda", "-c", str(self.conf), "-o", "log_path=/dev/stderr"]
         result = subprocess.run(
-            ["/usr/lib/dovecot/dovecot-lda", "-c", str(self.conf), "-d", address, "-f", sender],
+            [*command, "-d", address, "-f", sender],
             input=message, capture_output=True, timeout=30, user=nobody.pw_uid, group=nobody.pw_gid,
             extra_groups=[], cwd="/",
         )
-        assert result.returncode == 0, result.stderr.decode()
+        # Delivered, and nothing went wrong on the way (a dict it cannot reach is only logged).
+        log = result.stderr.decode()
+        assert result.returncode == 0 and "saved mail to INBOX" in log, log
+        assert ": Error:" not in log and ": Warning:" not in log, log
 
 
 def wait_until(check: Callable[[], object], what: str, server: MailServer | None = None) -> object:

@@ -1,21 +1,30 @@
 """Mail to every kind of address, through a real Postfix into a real Dovecot, as the admin set it up.
 
-Each test drives opmail as an admin does (the forms), then sends with smtplib into Postfix's port 25
-and reads with imaplib; what leaves for other domains (forwards, autoresponder replies) is caught by
-the outside world's smtp-sink. Postfix and Dovecot read the files ``flask opmail mail-config`` wrote,
-on SQLite and on MariaDB, and are never reloaded: every change counts for the next message.
+Each test drives opmail as an admin does (the forms) or as the Panel does (the webhook), then sends
+with smtplib into Postfix's port 25 and reads with imaplib; what leaves for other domains (forwards,
+autoresponder replies) is caught by the outside world's smtp-sink. Postfix and Dovecot read the files
+``flask opmail mail-config`` wrote, on SQLite and on MariaDB, and are never reloaded: every change
+counts for the next message.
 """
 
 from __future__ import annotations
 
 import secrets
+from datetime import date, timedelta
+from email.message import EmailMessage
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import sqlalchemy as sa
 
+from opmail.models import MailDomain, MailQuotaUsage
+from tests.conftest import ADMIN_PASSWORD
+from tests.helpers import opened_version, rows
 from tests.mailserver import MailServer
 
 PASSWORD = "mailbox-pass-1"
+SYNC_SECRET = secrets.token_hex(16)
+OUTSIDE = "outside.test"  # not ours: Postfix relays it to the smtp-sink
 
 
 @pytest.fixture
@@ -25,7 +34,7 @@ def db_url(mail_server: MailServer) -> str:
 
 @pytest.fixture
 def app_overrides(mail_server: MailServer) -> dict:
-    return {"MAILDIR_ROOT": str(mail_server.mail_root)}
+    return {"MAILDIR_ROOT": str(mail_server.mail_root), "MAIL_SYNC_SECRET": SYNC_SECRET}
 
 
 @pytest.fixture
@@ -37,6 +46,11 @@ def domain(admin) -> str:
     return name
 
 
+def sender() -> str:
+    """A new outside sender: autoresponders remember whom they answered."""
+    return f"s{secrets.token_hex(4)}@{OUTSIDE}"
+
+
 def add_account(admin, address: str, quota_mb: int = 0) -> int:
     """Admin → Accounts → Add Account; returns the new account's id."""
     response = admin.post(
@@ -46,9 +60,177 @@ def add_account(admin, address: str, quota_mb: int = 0) -> int:
     return int(parse_qs(urlsplit(response.location).query)["id"][0])
 
 
+def post_ok(admin, url: str, data: dict) -> None:
+    response = admin.post(url, data)
+    assert response.status_code == 302, response.text
+
+
+def set_forwarding(admin, account_id: int, destinations: list[str], keep_copy: bool) -> None:
+    """The account page's Forwarding form."""
+    data = {"destinations": "\n".join(destinations)} | ({"keep_copy": "y"} if keep_copy else {})
+    post_ok(admin, f"/admin/accounts/forwarding/?id={account_id}", data)
+
+
+def delivered(server: MailServer, address: str, subjects: list[str]) -> None:
+    """Wait until the account's INBOX (read over IMAP) holds exactly ``subjects``."""
+    server.wait_for(lambda: server.inbox_subjects(address, PASSWORD) == sorted(subjects), f"{subjects} for {address}")
+
+
 def test_mail_to_an_account_lands_in_its_inbox(mail_server, admin, domain):
     add_account(admin, f"jane@{domain}")
-    mail_server.send("someone@outside.test", [f"jane@{domain}"], "Hello Jane")
-    assert mail_server.wait_for(
-        lambda: mail_server.inbox_subjects(f"jane@{domain}", PASSWORD) == ["Hello Jane"], "jane's mail"
+    mail_server.send(sender(), [f"JANE@{domain}"], "Hello Jane")
+    delivered(mail_server, f"jane@{domain}", ["Hello Jane"])
+
+
+def test_mail_to_an_alias_reaches_each_destination(mail_server, admin, domain):
+    for name in ("jane", "bob"):
+        add_account(admin, f"{name}@{domain}")
+    post_ok(admin, "/admin/aliases/new/", {"alias_email": f"sales@{domain}", "destinations": f"jane@{domain}\nbob@{domain}"})
+    mail_server.send(sender(), [f"sales@{domain}"], "Offer")
+    delivered(mail_server, f"jane@{domain}", ["Offer"])
+    delivered(mail_server, f"bob@{domain}", ["Offer"])
+
+
+def test_a_catch_all_takes_unknown_addresses_but_never_an_accounts_mail(mail_server, admin, domain):
+    for name in ("jane", "bob"):
+        add_account(admin, f"{name}@{domain}")
+    post_ok(admin, "/admin/aliases/new/", {"alias_email": f"@{domain}", "destinations": f"bob@{domain}"})
+    mail_server.send(sender(), [f"nobody-here@{domain}"], "Stray")
+    mail_server.send(sender(), [f"jane@{domain}"], "For Jane")
+    delivered(mail_server, f"bob@{domain}", ["Stray"])
+    delivered(mail_server, f"jane@{domain}", ["For Jane"])
+
+
+def test_mail_to_a_group_address_reaches_every_member(mail_server, admin, domain):
+    ids = [add_account(admin, f"{name}@{domain}") for name in ("jane", "bob", "eve")]
+    post_ok(admin, "/admin/groups/new/", {"name": f"team {domain}", "email": f"team@{domain}"})
+    [group_page] = [admin.get("/admin/groups/")]
+    group_id = int(group_page.text.split(f'data-group="team {domain}"')[1].split("edit/?id=")[1].split('"')[0])
+    for account_id in ids[:2]:
+        post_ok(admin, f"/admin/groups/members/add/?id={group_id}", {"account_id": str(account_id)})
+    mail_server.send(sender(), [f"team@{domain}"], "Team news")
+    delivered(mail_server, f"jane@{domain}", ["Team news"])
+    delivered(mail_server, f"bob@{domain}", ["Team news"])
+    mail_server.settle()
+    assert mail_server.inbox_subjects(f"eve@{domain}", PASSWORD) == []
+
+
+def test_forward_without_a_copy_leaves_the_mailbox_empty(mail_server, admin, domain):
+    jane = add_account(admin, f"jane@{domain}")
+    add_account(admin, f"bob@{domain}")
+    set_forwarding(admin, jane, [f"bob@{domain}"], keep_copy=False)
+    mail_server.send(sender(), [f"jane@{domain}"], "Forwarded")
+    delivered(mail_server, f"bob@{domain}", ["Forwarded"])
+    mail_server.settle()
+    assert mail_server.inbox_subjects(f"jane@{domain}", PASSWORD) == []
+
+
+def test_forward_with_a_copy_and_to_another_domain(mail_server, admin, domain):
+    jane = add_account(admin, f"jane@{domain}")
+    elsewhere = f"jane.elsewhere{secrets.token_hex(3)}@{OUTSIDE}"
+    set_forwarding(admin, jane, [elsewhere], keep_copy=True)
+    mail_server.send(sender(), [f"jane@{domain}"], "Both places")
+    delivered(mail_server, f"jane@{domain}", ["Both places"])
+    mail_server.settle()
+    [received] = mail_server.sent_to(elsewhere)
+    assert received.message["Subject"] == "Both places"
+    # Turned off on the page: the next message stays home only.
+    set_forwarding(admin, jane, [], keep_copy=False)
+    mail_server.send(sender(), [f"jane@{domain}"], "Home only")
+    delivered(mail_server, f"jane@{domain}", ["Both places", "Home only"])
+    mail_server.settle()
+    assert len(mail_server.sent_to(elsewhere)) == 1
+
+
+def test_unknown_address_of_a_served_domain_is_refused_at_rcpt(mail_server, admin, domain):
+    add_account(admin, f"jane@{domain}")
+    code, reply = mail_server.rcpt(f"john@{domain}")
+    assert (code, reply[:5]) == (550, "5.1.1"), reply
+
+
+def test_disabled_domain_is_refused_and_enabled_again_receives(mail_server, app, admin, domain):
+    add_account(admin, f"jane@{domain}")
+    [(domain_id,)] = rows(app, sa.select(MailDomain.id).where(MailDomain.domain == domain))
+    post_ok(admin, f"/admin/domains/toggle/?id={domain_id}", {})
+    code, reply = mail_server.rcpt(f"jane@{domain}")
+    assert code >= 500 and "Relay access denied" in reply, (code, reply)
+    post_ok(admin, f"/admin/domains/toggle/?id={domain_id}", {})
+    # smtpd remembers, per sender, how it resolved an address (docs/mail-flow.md): a new sender.
+    assert mail_server.rcpt(f"jane@{domain}", sender=sender())[0] == 250
+
+
+def test_a_domain_turned_off_is_refused_even_by_an_smtpd_that_remembers_it(mail_server, app, admin, domain):
+    add_account(admin, f"jane@{domain}")
+    writer = sender()
+    assert mail_server.rcpt(f"jane@{domain}", sender=writer)[0] == 250
+    [(domain_id,)] = rows(app, sa.select(MailDomain.id).where(MailDomain.domain == domain))
+    post_ok(admin, f"/admin/domains/toggle/?id={domain_id}", {})
+    code, reply = mail_server.rcpt(f"jane@{domain}", sender=writer)
+    assert code >= 500, (code, reply)
+
+
+def test_deleted_accounts_are_refused_at_rcpt(mail_server, admin, client, domain):
+    gone = add_account(admin, f"gone@{domain}")
+    add_account(admin, f"panel@{domain}")
+    assert mail_server.rcpt(f"gone@{domain}")[0] == 250
+    response = admin.post(f"/admin/accounts/delete/?id={gone}", {"admin_password": ADMIN_PASSWORD})
+    assert "Maildir" in response.text, response.text
+    response = client.post(
+        "/api/sync/account",
+        json={"action": "delete", "email": f"panel@{domain}"},
+        headers={"X-Sync-Secret": SYNC_SECRET},
     )
+    assert response.status_code == 200, response.text
+    for address in (f"gone@{domain}", f"panel@{domain}"):
+        code, reply = mail_server.rcpt(address)
+        assert (code, reply[:5]) == (550, "5.1.1"), (address, reply)
+
+
+def test_suspended_account_receives_but_cannot_log_in(mail_server, admin, domain):
+    jane = add_account(admin, f"jane@{domain}")
+    post_ok(admin, "/admin/accounts/action/", {"action": "suspend", "rowid": [jane]})
+    mail_server.send(sender(), [f"jane@{domain}"], "While away")
+    mail_server.wait_for(lambda: mail_server.maildir_subjects(f"jane@{domain}") == ["While away"], "the Maildir")
+    assert not mail_server.can_log_in(f"jane@{domain}", PASSWORD)
+
+
+def test_full_mailbox_is_refused_at_rcpt_and_nothing_is_queued(mail_server, admin, domain):
+    jane = add_account(admin, f"jane@{domain}")
+    mail_server.send(sender(), [f"jane@{domain}"], "Big", size=1_500_000)
+    delivered(mail_server, f"jane@{domain}", ["Big"])
+    # 1.5 MB in a mailbox that may hold 1 MB (set on the account page): full.
+    post_ok(admin, f"/admin/accounts/edit/?id={jane}", {
+        "display_name": "", "quota_mb": "1", "status": "active", "version": opened_version(admin, jane),
+    })
+    mail_server.settle()
+    code, reply = mail_server.rcpt(f"jane@{domain}", size=2000)
+    assert (code, reply[:5]) == (452, "4.2.2"), reply
+    assert mail_server.queued() == []
+    assert mail_server.inbox_subjects(f"jane@{domain}", PASSWORD) == ["Big"]
+
+
+def kilobytes(size: int) -> int:
+    """A byte count as doveadm shows it: in KB, rounded up."""
+    return -(-size // 1024)
+
+
+def usage_bytes(app, address: str) -> int | None:
+    found = rows(app, sa.select(MailQuotaUsage.bytes).where(MailQuotaUsage.email == address))
+    return found[0][0] if found else None
+
+
+def test_usage_after_lmtp_and_lda_deliveries_is_what_dovecot_counts(mail_server, app, admin, domain):
+    address = f"jane@{domain}"
+    add_account(admin, address, quota_mb=100)
+    mail_server.send(sender(), [address], "By LMTP", size=50_000)
+    delivered(mail_server, address, ["By LMTP"])
+    after_lmtp = mail_server.wait_for(lambda: usage_bytes(app, address), "usage after LMTP")
+    assert kilobytes(after_lmtp) == mail_server.quota_kilobytes(address) > 40
+
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender(), address, "By LDA"
+    message.set_content("y" * 30_000)
+    mail_server.deliver_with_lda(address, message.as_bytes())
+    after_lda = mail_server.wait_for(lambda: (usage_bytes(app, address) or 0) > after_lmtp and usage_bytes(app, address), "usage after LDA")
+    assert kilobytes(after_lda) == mail_server.quota_kilobytes(address) > kilobytes(after_lmtp)
+    assert mail_server.inbox_subjects(address, PASSWORD) == ["By LDA", "By LMTP"]
