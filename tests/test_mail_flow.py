@@ -234,3 +234,101 @@ def test_usage_after_lmtp_and_lda_deliveries_is_what_dovecot_counts(mail_server,
     after_lda = mail_server.wait_for(lambda: (usage_bytes(app, address) or 0) > after_lmtp and usage_bytes(app, address), "usage after LDA")
     assert kilobytes(after_lda) == mail_server.quota_kilobytes(address) > kilobytes(after_lmtp)
     assert mail_server.inbox_subjects(address, PASSWORD) == ["By LDA", "By LMTP"]
+
+
+# --- Autoresponders ----------------------------------------------------------------------------------
+
+
+def autoresponder(admin, address: str, subject: str, body: str = "I am away.", *, starts: date | None = None,
+                  ends: date | None = None, active: bool = True, autoresponder_id: int | None = None) -> None:
+    """Admin → Autoresponders: add one for ``address``, or save the one with ``autoresponder_id``."""
+    data = {"subject": subject, "body": body, "starts_at": starts.isoformat() if starts else "",
+            "ends_at": ends.isoformat() if ends else ""} | ({"is_active": "y"} if active else {})
+    if autoresponder_id is None:
+        post_ok(admin, "/admin/autoresponders/new/", {"email": address, **data})
+    else:
+        post_ok(admin, f"/admin/autoresponders/edit/?id={autoresponder_id}", data)
+
+
+def replies_to(server: MailServer, writer: str) -> list:
+    """The autoresponder replies the outside sender ``writer`` received, once everything settled."""
+    server.settle()
+    return [received.message for received in server.sent_to(writer)]
+
+
+def test_autoresponder_answers_each_sender_once_within_its_interval(mail_server, admin, domain):
+    address = f"jane@{domain}"
+    add_account(admin, address)
+    autoresponder(admin, address, "Out of office", "Back on Monday.\nAsk bob@example.com meanwhile.")
+    first, second = sender(), sender()
+    for writer, subject in ((first, "One"), (first, "Two"), (second, "Three")):
+        mail_server.send(writer, [address], subject)
+    delivered(mail_server, address, ["One", "Three", "Two"])
+    [reply] = replies_to(mail_server, first)
+    assert reply["Subject"] == "Out of office"
+    assert reply.get_content().strip() == "Back on Monday.\nAsk bob@example.com meanwhile."
+    assert reply["Auto-Submitted"].startswith("auto-replied")
+    assert [received.sender for received in mail_server.sent_to(first)] == [""]  # null sender: no loops
+    assert len(replies_to(mail_server, second)) == 1
+
+
+def test_autoresponder_answers_only_between_its_dates(mail_server, admin, domain):
+    today = date.today()
+    for name, starts, ends in (
+        ("later", today + timedelta(days=2), None),
+        ("over", None, today - timedelta(days=2)),
+        ("now", today - timedelta(days=1), today + timedelta(days=1)),
+    ):
+        add_account(admin, f"{name}@{domain}")
+        autoresponder(admin, f"{name}@{domain}", f"{name} away", starts=starts, ends=ends)
+    writer = sender()
+    mail_server.send(writer, [f"{name}@{domain}" for name in ("later", "over", "now")], "Anyone there?")
+    for name in ("later", "over", "now"):
+        delivered(mail_server, f"{name}@{domain}", ["Anyone there?"])
+    assert [reply["Subject"] for reply in replies_to(mail_server, writer)] == ["now away"]
+
+
+@pytest.mark.parametrize("header", [{"List-Id": "<news.outside.test>"}, {"Precedence": "list"}])
+def test_autoresponder_never_answers_a_mailing_list(mail_server, admin, domain, header):
+    address = f"jane@{domain}"
+    add_account(admin, address)
+    autoresponder(admin, address, "Away")
+    writer = sender()
+    mail_server.send(writer, [address], "Newsletter", headers=header)
+    delivered(mail_server, address, ["Newsletter"])
+    assert replies_to(mail_server, writer) == []
+
+
+def test_autoresponder_turned_off_or_changed_counts_for_the_next_message(mail_server, app, admin, domain):
+    address = f"jane@{domain}"
+    add_account(admin, address)
+    autoresponder(admin, address, "First text")
+    [(autoresponder_id,)] = rows(app, sa.text(f"SELECT id FROM mail_autoresponders WHERE email = '{address}'"))
+    writer = sender()
+    mail_server.send(writer, [address], "One")
+    assert [reply["Subject"] for reply in replies_to(mail_server, writer)] == ["First text"]
+    # A new text is a new script (a new data id): Pigeonhole compiles it for the next message.
+    autoresponder(admin, address, "Second text", autoresponder_id=autoresponder_id)
+    writer = sender()
+    mail_server.send(writer, [address], "Two")
+    assert [reply["Subject"] for reply in replies_to(mail_server, writer)] == ["Second text"]
+    autoresponder(admin, address, "Second text", active=False, autoresponder_id=autoresponder_id)
+    writer = sender()
+    mail_server.send(writer, [address], "Three")
+    delivered(mail_server, address, ["One", "Three", "Two"])
+    assert replies_to(mail_server, writer) == []
+
+
+def test_autoresponder_text_cannot_smuggle_sieve_commands(mail_server, admin, domain):
+    address = f"jane@{domain}"
+    add_account(admin, address)
+    subject = 'Away" ; discard ; vacation "x'
+    body = 'Back soon.\\" ;\ndiscard;\nredirect "thief@outside.test";\n${hex:41} \\\\ "quoted" \\'
+    autoresponder(admin, address, subject, body)
+    writer = sender()
+    mail_server.send(writer, [address], "Still delivered")
+    delivered(mail_server, address, ["Still delivered"])
+    [reply] = replies_to(mail_server, writer)
+    assert reply["Subject"] == subject
+    assert reply.get_content().strip() == body
+    assert mail_server.sent_to("thief@outside.test") == []
