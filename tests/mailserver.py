@@ -130,23 +130,18 @@ QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
 STOP_TIMEOUT = 30
 WAIT = 15  # seconds a message may take through Postfix and Dovecot on a busy 2-core machine
 
-# The database users of docs/mail-flow.md, with exactly the rights it lists (on MariaDB).
-GRANTS = {
-    "dovecot": [
-        "SELECT ON {db}.mail_accounts",
-        "SELECT ON {db}.mail_domains",
-        "SELECT ON {db}.mail_sieve_scripts",
-        # MariaDB checks SELECT too for the dict's INSERT … ON DUPLICATE KEY UPDATE.
-        "SELECT, INSERT, UPDATE ON {db}.mail_quota_usage",
-    ],
-    "postfix": [
-        f"SELECT ON {{db}}.{table}"
-        for table in (
-            "mail_domains", "mail_accounts", "mail_aliases", "mail_groups",
-            "mail_group_members", "mail_forwards",
-        )
-    ],
-}
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "mail-flow.md"
+_GRANT = re.compile(r"^GRANT (.+) ON mail\.(\S+) TO '(\w+)'@'localhost';$", re.MULTILINE)
+
+
+def documented_grants(user: str) -> list[str]:
+    """The GRANTs docs/mail-flow.md gives ``user`` (opmail, dovecot, postfix), as ``RIGHTS ON
+    {db}.TABLE``: the tests create their database users from the documentation itself."""
+    return [
+        f"{rights} ON {{db}}.{table}"
+        for rights, table, grantee in _GRANT.findall(DOCS.read_text())
+        if grantee == user
+    ]
 
 
 @dataclass
@@ -373,13 +368,14 @@ def wait_for_port(port: int, log: Path, timeout: float = 15) -> None:
 
 
 def grant_user(mysql_url: str, role: str) -> str:
-    """Create the MariaDB user docs/mail-flow.md gives ``role`` (dovecot or postfix); its URL."""
+    """Create the MariaDB user docs/mail-flow.md describes for ``role`` (opmail, dovecot or
+    postfix), with exactly its grants; returns the user's URL."""
     url = sa.make_url(mysql_url)
     name, password = f"{role}_{secrets.token_hex(4)}", secrets.token_hex(16)
     engine = sa.create_engine(url)
     with engine.begin() as connection:
         connection.exec_driver_sql(f"CREATE USER '{name}'@'127.0.0.1' IDENTIFIED BY '{password}'")
-        for grant in GRANTS[role]:
+        for grant in documented_grants(role):
             connection.exec_driver_sql(f"GRANT {grant.format(db=url.database)} TO '{name}'@'127.0.0.1'")
     engine.dispose()
     return url.set(username=name, password=password).render_as_string(hide_password=False)

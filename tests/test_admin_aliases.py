@@ -67,7 +67,7 @@ def test_catch_all_and_comma_separated_destinations(app, admin, mailboxes):
         ("sales", "jane@example.com", "alias_email", "exactly one @"),
         ("@", "jane@example.com", "alias_email", "Enter a domain name."),
         ("sales+x@example.com", "jane@example.com", "alias_email", "may only contain a-z 0-9 . _ -"),
-        ("jane@example.com", "bob@example.com", "alias_email", "jane@example.com is an account&#39;s address"),
+        ("jane@example.com", "bob@example.com", "alias_email", "jane@example.com is already an account"),
         ("team@example.com", "bob@example.com", "alias_email", "The alias team@example.com already exists"),
         ("sales@example.com", "", "destinations", "This field is required."),
         ("sales@example.com", " , \n", "destinations", "Enter at least one destination address."),
