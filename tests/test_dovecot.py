@@ -16,9 +16,17 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from opmail import dovecot
+from opmail import demo, dovecot
 from opmail.db import get_engine, get_session
-from opmail.models import MailQuotaUsage
+from opmail.models import (
+    MailAccount,
+    MailAlias,
+    MailForward,
+    MailGroup,
+    MailGroupMember,
+    MailQuotaUsage,
+    MailSieveScript,
+)
 from tests.helpers import add_account, add_domain, rows
 
 
@@ -290,3 +298,59 @@ def test_refresh_usage_reads_another_mail_root(app, runner, mailboxes, tmp_path)
     result = runner.invoke(args=["opmail", "refresh-usage", "--mail-root", str(moved)])
     assert result.exit_code == 0, result.output
     assert usage(app)["jane@example.com"] == (180, 3)
+
+
+# --- Every lookup reads indexes -------------------------------------------------------------------
+
+# The values Postfix and Dovecot put into the queries for one address.
+LOOKUP_VALUES = {"%s": "user7@demo00001.example", "%d": "demo00001.example", "%Lu": "user7@demo00001.example",
+                 "%Ld": "demo00001.example", "%Ln": "user7"}
+
+
+def filled(query: str) -> str:
+    for variable, value in LOOKUP_VALUES.items():
+        query = query.replace(variable, value)
+    return query
+
+
+@pytest.mark.mariadb_only
+def test_every_generated_lookup_reads_indexes_not_whole_tables(app):
+    """Postfix asks at every message and Dovecot at every login and delivery: each query must find
+    its rows through a key, whatever the number of accounts (EXPLAIN on MariaDB, no full scan)."""
+    with app.app_context():
+        demo.seed_demo(3000, 20, "{BLF-CRYPT}x")
+        with get_engine().begin() as connection:
+            ids = connection.execute(sa.select(MailAccount.id, MailAccount.email, MailAccount.domain_id)).all()
+            connection.execute(sa.insert(MailAlias), [
+                {"domain_id": domain_id, "alias_email": f"alias{n}-{email}", "destination_email": email}
+                for n, (_, email, domain_id) in enumerate(ids[:600])
+            ])
+            connection.execute(sa.insert(MailGroup), [{"name": f"g{n}", "email": f"g{n}@demo00001.example"} for n in range(100)])
+            group_ids = connection.scalars(sa.select(MailGroup.id)).all()
+            connection.execute(sa.insert(MailGroupMember), [
+                {"group_id": group_ids[n % 100], "account_id": account_id} for n, (account_id, _, _) in enumerate(ids[:1000])
+            ])
+            connection.execute(sa.insert(MailForward), [
+                {"account_id": account_id, "destination_email": "x@elsewhere.example"} for account_id, _, _ in ids[:500]
+            ])
+            connection.execute(sa.insert(MailSieveScript), [
+                {"email": email, "name": "opmail", "script": "keep;"} for _, email, _ in ids[:500]
+            ])
+            connection.exec_driver_sql(
+                "ANALYZE TABLE mail_domains, mail_accounts, mail_aliases, mail_groups, mail_group_members,"
+                " mail_forwards, mail_sieve_scripts, mail_quota_usage"
+            )
+    files = generated(app)
+    queries = {name: query for name, (_, query) in dovecot.POSTFIX_LOOKUPS.items()}
+    for setting in ("password_query", "user_query"):  # iterate_query lists every account on purpose
+        queries[setting] = query(files[dovecot.SQL_FILE], setting).removeprefix(f"{setting} = ")
+    # What Dovecot's dict asks for an autoresponder and for the usage (as its SQL driver builds it).
+    queries["sieve name"] = "SELECT id FROM mail_sieve_scripts WHERE name = 'opmail' AND email = '%s'"
+    queries["sieve data"] = "SELECT script FROM mail_sieve_scripts WHERE id = '7' AND email = '%s'"
+    queries["usage"] = "SELECT bytes FROM mail_quota_usage WHERE email = '%s'"
+    with app.app_context(), get_engine().connect() as connection:
+        for name, sql in queries.items():
+            plan = connection.exec_driver_sql("EXPLAIN " + filled(sql)).mappings().all()
+            # <derived…> and <union…> are the few rows the query already found, not a table.
+            scans = [row for row in plan if row["type"] == "ALL" and not str(row["table"]).startswith("<")]
+            assert not scans, (name, plan)

@@ -10,6 +10,7 @@ counts for the next message.
 from __future__ import annotations
 
 import secrets
+import subprocess
 from datetime import date, timedelta
 from email.message import EmailMessage
 from urllib.parse import parse_qs, urlsplit
@@ -17,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import sqlalchemy as sa
 
-from opmail.models import MailDomain, MailQuotaUsage
+from opmail.models import MailDomain, MailGroup, MailQuotaUsage
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import opened_version, rows
 from tests.mailserver import MailServer
@@ -101,13 +102,17 @@ def test_a_catch_all_takes_unknown_addresses_but_never_an_accounts_mail(mail_ser
     delivered(mail_server, f"jane@{domain}", ["For Jane"])
 
 
-def test_mail_to_a_group_address_reaches_every_member(mail_server, admin, domain):
-    ids = [add_account(admin, f"{name}@{domain}") for name in ("jane", "bob", "eve")]
-    post_ok(admin, "/admin/groups/new/", {"name": f"team {domain}", "email": f"team@{domain}"})
-    [group_page] = [admin.get("/admin/groups/")]
-    group_id = int(group_page.text.split(f'data-group="team {domain}"')[1].split("edit/?id=")[1].split('"')[0])
-    for account_id in ids[:2]:
+def add_group(app, admin, address: str, member_ids: list[int]) -> None:
+    """Admin → Groups: a group with ``address``, then its members from the group's page."""
+    post_ok(admin, "/admin/groups/new/", {"name": f"group {address}", "email": address})
+    [(group_id,)] = rows(app, sa.select(MailGroup.id).where(MailGroup.email == address))
+    for account_id in member_ids:
         post_ok(admin, f"/admin/groups/members/add/?id={group_id}", {"account_id": str(account_id)})
+
+
+def test_mail_to_a_group_address_reaches_every_member(mail_server, app, admin, domain):
+    ids = [add_account(admin, f"{name}@{domain}") for name in ("jane", "bob", "eve")]
+    add_group(app, admin, f"team@{domain}", ids[:2])
     mail_server.send(sender(), [f"team@{domain}"], "Team news")
     delivered(mail_server, f"jane@{domain}", ["Team news"])
     delivered(mail_server, f"bob@{domain}", ["Team news"])
@@ -332,3 +337,23 @@ def test_autoresponder_text_cannot_smuggle_sieve_commands(mail_server, admin, do
     assert reply["Subject"] == subject
     assert reply.get_content().strip() == body
     assert mail_server.sent_to("thief@outside.test") == []
+
+
+def test_who_may_send_as_an_address(mail_server, app, admin, domain):
+    """smtpd_sender_login_maps, asked as Postfix asks it (postmap reading the generated table)."""
+    ids = [add_account(admin, f"{name}@{domain}") for name in ("jane", "bob")]
+    post_ok(admin, "/admin/aliases/new/", {"alias_email": f"sales@{domain}", "destinations": f"jane@{domain}\nelse@{OUTSIDE}"})
+    add_group(app, admin, f"crew@{domain}", ids[1:])
+    table = f"{mail_server.backend}:{mail_server.root}/etc/postfix/opmail/sender-login-maps.cf"
+
+    def logins(address: str) -> set[str]:
+        result = subprocess.run(
+            ["postmap", "-c", str(mail_server.root / "etc" / "postfix"), "-q", address, table],
+            capture_output=True, text=True, timeout=30,
+        )
+        return set(filter(None, result.stdout.strip().split(",")))
+
+    assert logins(f"jane@{domain}") == {f"jane@{domain}"}
+    assert logins(f"sales@{domain}") == {f"jane@{domain}"}
+    assert logins(f"crew@{domain}") == {f"bob@{domain}"}
+    assert logins(f"nobody@{domain}") == set()
