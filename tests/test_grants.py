@@ -3,6 +3,7 @@ Postfix's are what the private mail server of test_mail_flow.py connects with)."
 
 from __future__ import annotations
 
+import os
 import secrets
 
 import pytest
@@ -22,9 +23,8 @@ def test_every_server_has_documented_grants():
 
 
 @pytest.fixture
-def empty_database(tmp_path):
-    import os
-
+def empty_database():
+    """A new MariaDB database of its own (the users below are granted on it), dropped afterwards."""
     server = os.environ.get("OPMAIL_TEST_MYSQL_URL")
     require(server is not None, "OPMAIL_TEST_MYSQL_URL is not set: no MariaDB to test against")
     with mysql_database(server, f"opmail_grants_{secrets.token_hex(4)}") as url:

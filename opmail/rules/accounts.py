@@ -12,7 +12,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import audit
-from .forwards import drop_orphaned_copies
 from ..addresses import InvalidInput, normalize_address
 from ..db import get_session
 from ..models import (
@@ -43,6 +42,7 @@ from .core import (
     split_ids,
     transaction,
 )
+from .forwards import drop_orphaned_copies
 
 
 @dataclass
