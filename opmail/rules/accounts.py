@@ -79,7 +79,7 @@ def create_account(
             try:
                 claim_address(db, address, domain.id, ACCOUNT)
             except AddressTaken as error:
-                if error.holder in (None, ACCOUNT):  # another request created it since we looked
+                if error.holder == ACCOUNT:  # another request created it since we looked
                     raise InvalidInput(f"The account {address} already exists.", "email") from None
                 raise
             account = MailAccount(email=address, domain_id=domain.id)
