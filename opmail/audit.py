@@ -22,7 +22,7 @@ Changes = dict[str, dict[str, list[object]]]
 ACTIONS = (
     "domain.create", "domain.enable", "domain.disable", "domain.delete",
     "account.create", "account.update", "account.password", "account.suspend", "account.unsuspend",
-    "account.quota", "account.restore", "account.disable_2fa", "account.delete",
+    "account.quota", "account.restore", "account.disable_2fa", "account.delete", "account.forward",
     "alias.create", "alias.update", "alias.enable", "alias.disable", "alias.delete",
     "autoresponder.create", "autoresponder.update", "autoresponder.delete",
     "group.create", "group.update", "group.delete", "group.add", "group.remove",

@@ -56,7 +56,7 @@ class OpMailGroup(click.Group):
 
 @click.group("opmail", cls=OpMailGroup)
 def opmail_cli() -> None:
-    """Manage opmail: schema, admins, Dovecot config, Panel sync."""
+    """Manage opmail: schema, admins, Dovecot and Postfix config, Panel sync."""
 
 
 @opmail_cli.command("init-db")
@@ -110,18 +110,24 @@ mail_root_option = click.option(
 )
 
 
-@opmail_cli.command("dovecot-config")
+@opmail_cli.command("mail-config")
 @click.option(
     "--out",
     metavar="DIR",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write the files into Dovecot's config directory DIR instead of printing them.",
+    help="Write the files into DIR/dovecot and DIR/postfix (e.g. --out /etc) instead of printing them.",
 )
 @click.option(
     "--connect",
     metavar="DSN",
-    help="How Dovecot reaches the database, e.g. as its own read-only user: a URL or a "
-    "Dovecot connect line.  [default: opmail's database URL]",
+    help="How Dovecot reaches the database, e.g. as its own user: a URL or a Dovecot connect "
+    "line.  [default: opmail's database URL]",
+)
+@click.option(
+    "--postfix-connect",
+    metavar="URL",
+    help="How Postfix reaches the database, e.g. as its own read-only user.  "
+    "[default: opmail's database URL]",
 )
 @mail_root_option
 @click.option(
@@ -138,15 +144,43 @@ mail_root_option = click.option(
     show_default=True,
     help="Group of the Maildirs.",
 )
+@click.option(
+    "--mail-user",
+    default=dovecot.MAIL_USER,
+    show_default=True,
+    help="Name of the Maildirs' owner (dovecot-lda runs as it and needs Dovecot's dict socket).",
+)
+@click.option(
+    "--postfix-queue",
+    metavar="DIR",
+    default=dovecot.POSTFIX_QUEUE,
+    show_default=True,
+    help="Postfix's queue_directory: Dovecot puts its LMTP, quota-status and auth sockets in DIR/private.",
+)
 @with_appcontext
-def dovecot_config(
-    out: Path | None, connect: str | None, mail_root: str | None, uid: int, gid: int
+def mail_config(
+    out: Path | None,
+    connect: str | None,
+    postfix_connect: str | None,
+    mail_root: str | None,
+    uid: int,
+    gid: int,
+    mail_user: str,
+    postfix_queue: str,
 ) -> None:
-    """Print the Dovecot config for this database: passdb/userdb, quota dict, conf.d snippet."""
+    """Print the Dovecot and Postfix config for this database: logins, delivery over LMTP, aliases,
+    groups, forwards, quotas (refused at RCPT when full) and autoresponders."""
     conf_dir = str(out.resolve()) if out else dovecot.CONF_DIR
     try:
         settings = dovecot.app_settings(
-            connect=connect, mail_root=mail_root, uid=uid, gid=gid, conf_dir=conf_dir
+            connect=connect,
+            postfix_connect=postfix_connect,
+            mail_root=mail_root,
+            uid=uid,
+            gid=gid,
+            mail_user=mail_user,
+            conf_dir=conf_dir,
+            postfix_queue=postfix_queue,
         )
         files = dovecot.config_files(settings)
     except dovecot.DovecotConfigError as error:
@@ -158,18 +192,20 @@ def dovecot_config(
             continue
         path = out / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        # The .ext files hold the database password: like Debian's own, root:dovecot 0640, set
-        # before the text is written. The dict process (user dovecot) reads its file itself.
-        holds_password = name.endswith(".ext")
+        # Files with the database password: like Debian's own, root:dovecot (root:postfix) 0640,
+        # set before the text is written. Dovecot's dict and Postfix's proxymap read them as
+        # those users.
+        secret = dovecot.holds_password(name)
         path.touch(mode=0o600)
-        path.chmod(0o640 if holds_password else 0o644)
+        path.chmod(0o640 if secret else 0o644)
         path.write_text(text)
         click.echo(f"Wrote {path}")
-        if holds_password:
+        if secret:
+            server = name.partition("/")[0]
             try:
-                shutil.chown(path, group="dovecot")
+                shutil.chown(path, group=server)
             except (LookupError, PermissionError):
-                click.echo(f"Let Dovecot read it: chgrp dovecot {path}", err=True)
+                click.echo(f"Let {server} read it: chgrp {server} {path}", err=True)
 
 
 @opmail_cli.command("refresh-usage")

@@ -3,11 +3,35 @@
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import Column, Computed, Connection, Dialect, Engine, event, inspect, select, update
+from sqlalchemy import (
+    Column,
+    Computed,
+    Connection,
+    Dialect,
+    Engine,
+    event,
+    func,
+    insert,
+    inspect,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateColumn
 
-from .models import BIND_KEY, Base, MailAccount, MailQuotaUsage
+from .models import (
+    BIND_KEY,
+    Base,
+    MailAccount,
+    MailAddress,
+    MailAlias,
+    MailAutoresponder,
+    MailQuotaUsage,
+    MailSieveScript,
+    utcnow,
+)
+from .sieve import SCRIPT_NAME, vacation_script
 
 
 def get_session() -> Session:
@@ -26,13 +50,67 @@ def create_schema() -> list[str]:
     Safe to run again: a database already up to date is left alone. Returns what it changed.
     """
     with get_engine().begin() as connection:
+        existing = set(inspect(connection).get_table_names())
         added = upgrade_tables(connection)
         # After the columns exist: create_all also runs the triggers (CREATE TRIGGER IF NOT EXISTS)
         # that keep mail_accounts.used_bytes equal to mail_quota_usage.bytes.
         Base.metadata.create_all(connection)
         if "Added column mail_accounts.used_bytes" in added:
             copy_recorded_usage(connection)
+        if "mail_accounts" in existing and "mail_addresses" not in existing:
+            added += claim_existing_addresses(connection)
+        if "mail_autoresponders" in existing and "mail_sieve_scripts" not in existing:
+            added += write_existing_scripts(connection)
     return added
+
+
+def claim_existing_addresses(connection: Connection) -> list[str]:
+    """Fill a just-created ``mail_addresses`` from the accounts and aliases an older opmail made.
+
+    Where an alias has an account's address (older releases let that happen), the account keeps
+    the address, which is where Postfix delivers; the alias is named so the admin can remove it.
+    """
+    claims, accounts, aliases = MailAddress.__table__, MailAccount.__table__, MailAlias.__table__
+    connection.execute(
+        insert(claims).from_select(
+            ["address", "domain_id", "kind"],
+            select(accounts.c.email, accounts.c.domain_id, literal("account")),
+        )
+    )
+    clashes = connection.scalars(
+        select(aliases.c.alias_email).distinct().where(aliases.c.alias_email.in_(select(claims.c.address)))
+    ).all()
+    connection.execute(
+        insert(claims).from_select(
+            ["address", "domain_id", "kind"],
+            select(aliases.c.alias_email, func.min(aliases.c.domain_id), literal("alias"))
+            .where(aliases.c.alias_email.not_in(select(accounts.c.email)))
+            .group_by(aliases.c.alias_email),
+        )
+    )
+    return ["Claimed the addresses of the existing accounts and aliases"] + [
+        f"{address} is an account and an alias: mail goes to the account. Delete the alias "
+        "under Admin → Aliases."
+        for address in clashes
+    ]
+
+
+def write_existing_scripts(connection: Connection) -> list[str]:
+    """Give every active autoresponder an older opmail made the Sieve script Dovecot reads."""
+    replies = MailAutoresponder.__table__
+    rows = [
+        {
+            "email": row.email,
+            "name": SCRIPT_NAME,
+            "script": vacation_script(row.email, row.subject, row.body, row.starts_at, row.ends_at),
+            "created_at": utcnow(),
+        }
+        for row in connection.execute(select(replies).where(replies.c.is_active.is_(True)))
+    ]
+    if not rows:
+        return []
+    connection.execute(insert(MailSieveScript.__table__), rows)
+    return [f"Wrote the Sieve scripts of {len(rows)} active autoresponders"]
 
 
 def upgrade_tables(connection: Connection) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Callable
 from sqlalchemy import func, insert, select
 
 from .db import get_engine
-from .models import MailAccount, MailDomain, MailQuotaUsage, utcnow
+from .models import MailAccount, MailAddress, MailDomain, MailQuotaUsage, utcnow
 
 BATCH = 10_000
 DEMO_SUFFIX = ".example"
@@ -111,6 +111,10 @@ def seed_demo(
             # Usage first: each account then picks its figure up in its own insert trigger, instead
             # of every usage row's trigger updating its account again (twice the index writes).
             connection.execute(insert(MailQuotaUsage), usage_rows)
+            connection.execute(
+                insert(MailAddress),
+                [{"address": row["email"], "domain_id": row["domain_id"], "kind": "account"} for row in account_rows],
+            )
             connection.execute(insert(MailAccount), account_rows)
         progress(len(account_rows))
     if engine.dialect.name in ("mysql", "mariadb"):

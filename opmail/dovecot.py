@@ -1,5 +1,6 @@
-"""Dovecot's side of the mail database: the config files that make Dovecot authenticate against
-opmail's tables, and the Maildir walk that fills ``mail_quota_usage`` where quota_clone is not used.
+"""The mail server's side of the mail database: the Dovecot and Postfix files that make them read
+opmail's tables (logins, delivery, aliases, groups, forwards, quotas, autoresponders), and the
+Maildir walk that fills ``mail_quota_usage`` where quota_clone is not used.
 
 Rules layer: the app context gives the config and the database; no Flask request in here.
 """
@@ -19,12 +20,58 @@ from sqlalchemy.dialects import mysql, sqlite
 from .db import get_engine, get_session
 from .models import MailAccount, MailQuotaUsage, utcnow
 from .rules.core import transaction
+from .sieve import SCRIPT_NAME
 
-CONF_DIR = "/etc/dovecot"
+CONF_DIR = "/etc"  # the files go to CONF_DIR/dovecot/… and CONF_DIR/postfix/…
+POSTFIX_QUEUE = "/var/spool/postfix"  # Postfix's queue_directory, where Dovecot puts its sockets
 DEFAULT_UID = DEFAULT_GID = 5000  # the customary "vmail" owner of every Maildir
-SQL_FILE = "dovecot-sql.conf.ext"
-DICT_FILE = "dovecot-dict-quota.conf.ext"
-SNIPPET = "conf.d/11-opmail.conf"
+MAIL_USER = "vmail"
+SQL_FILE = "dovecot/dovecot-sql.conf.ext"
+DICT_FILE = "dovecot/dovecot-dict-quota.conf.ext"
+SIEVE_DICT_FILE = "dovecot/dovecot-dict-sieve.conf.ext"
+SNIPPET = "dovecot/conf.d/11-opmail.conf"
+# Postfix's lookup tables: the file, what it answers, and its query (%s = the address or domain
+# Postfix looks up, %d its domain; Postfix quotes both). Each query reads unique indexes or primary
+# keys. An address of a disabled domain is nobody's: smtpd remembers for a while which domains are
+# ours, so the maps themselves must not answer for a domain that was just turned off.
+_DOMAIN_ACTIVE = "EXISTS (SELECT 1 FROM mail_domains WHERE domain = '%d' AND is_active = 1)"
+POSTFIX_LOOKUPS = {
+    "postfix/opmail/virtual-mailbox-domains.cf": (
+        "the domains Postfix receives mail for (active ones only).",
+        "SELECT domain FROM mail_domains WHERE domain = '%s' AND is_active = 1",
+    ),
+    "postfix/opmail/virtual-mailbox-maps.cf": (
+        "the mailboxes: accounts that exist and are not deleted (suspended ones receive).",
+        f"SELECT email FROM mail_accounts WHERE email = '%s' AND deleted_at IS NULL AND {_DOMAIN_ACTIVE}",
+    ),
+    "postfix/opmail/virtual-alias-maps.cf": (
+        "where mail to an address goes: an alias's (or catch-all @domain's) destinations, a"
+        "\n# group's members, an account's forwards (a copy kept = the account itself among them), or"
+        "\n# the account itself, so that a catch-all never takes an account's mail.",
+        "SELECT t.destination FROM ("
+        "SELECT destination_email AS destination FROM mail_aliases WHERE alias_email = '%s' AND is_active = 1"
+        " UNION ALL SELECT a.email FROM mail_groups g"
+        " JOIN mail_group_members m ON m.group_id = g.id JOIN mail_accounts a ON a.id = m.account_id"
+        " WHERE g.email = '%s' AND a.deleted_at IS NULL"
+        " UNION ALL SELECT f.destination_email FROM mail_accounts a"
+        " JOIN mail_forwards f ON f.account_id = a.id WHERE a.email = '%s' AND a.deleted_at IS NULL"
+        " UNION ALL SELECT a.email FROM mail_accounts a WHERE a.email = '%s' AND a.deleted_at IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM mail_forwards f WHERE f.account_id = a.id)"
+        f") t WHERE {_DOMAIN_ACTIVE}",
+    ),
+    "postfix/opmail/sender-login-maps.cf": (
+        "who may send as an address: the account itself, the accounts an alias"
+        "\n# delivers to, a group's members.",
+        "SELECT email FROM mail_accounts WHERE email = '%s' AND deleted_at IS NULL"
+        " UNION ALL SELECT a.email FROM mail_aliases al JOIN mail_accounts a ON a.email = al.destination_email"
+        " WHERE al.alias_email = '%s' AND al.is_active = 1 AND a.deleted_at IS NULL"
+        " UNION ALL SELECT a.email FROM mail_groups g"
+        " JOIN mail_group_members m ON m.group_id = g.id JOIN mail_accounts a ON a.id = m.account_id"
+        " WHERE g.email = '%s' AND a.deleted_at IS NULL",
+    ),
+}
+POSTFIX_MAIN = "postfix/opmail/main.cf"
+POSTFIX_MASTER = "postfix/opmail/master.cf"
 HIDDEN_PASSWORD = "<password>"
 USAGE_BATCH = 500
 
@@ -37,10 +84,23 @@ _QUOTA_RULE = {
 _CAN_LOG_IN = "a.is_active = 1 AND a.deleted_at IS NULL AND d.is_active = 1"
 # Paths end up inside SQL strings and Dovecot's %-expansion: only plain characters are safe there.
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9._+/-]+")
+_PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_-]*")
 
 
 class DovecotConfigError(ValueError):
-    """opmail cannot write a working Dovecot config from these settings; the message says why."""
+    """opmail cannot write a working mail server config from these settings; the message says why."""
+
+
+@dataclass(frozen=True)
+class PostfixDatabase:
+    """How Postfix's lookup tables reach the database: a file (SQLite) or a server (MariaDB)."""
+
+    driver: str = "mysql"
+    path: str | None = None
+    hosts: str | None = None
+    user: str | None = None
+    password: str | None = None
+    dbname: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,25 +114,32 @@ class DovecotSettings:
     uid: int = DEFAULT_UID
     gid: int = DEFAULT_GID
     conf_dir: str = CONF_DIR
+    postfix_db: PostfixDatabase = PostfixDatabase()
+    mail_user: str = MAIL_USER
+    postfix_queue: str = POSTFIX_QUEUE
 
 
 def dovecot_driver(url: URL) -> str:
-    """``mysql`` or ``sqlite``: the Dovecot driver that reads this database."""
+    """``mysql`` or ``sqlite``: the Dovecot (and Postfix) driver that reads this database."""
     try:
         return _DRIVERS[url.get_backend_name()]
     except KeyError:
         raise DovecotConfigError(
-            "opmail writes Dovecot config for MariaDB/MySQL and SQLite, "
+            "opmail writes mail server config for MariaDB/MySQL and SQLite, "
             f"not {url.get_backend_name()}."
         ) from None
+
+
+def _sqlite_path(url: URL) -> str:
+    if url.database in (None, "", ":memory:"):
+        raise DovecotConfigError("Dovecot and Postfix cannot read an in-memory SQLite database.")
+    return os.path.abspath(url.database)
 
 
 def connect_line(url: URL, *, hide_password: bool = False) -> str:
     """Dovecot's ``connect`` value for a SQLAlchemy URL: ``host=… dbname=…``, or a SQLite path."""
     if dovecot_driver(url) == "sqlite":
-        if url.database in (None, "", ":memory:"):
-            raise DovecotConfigError("Dovecot cannot read an in-memory SQLite database.")
-        return os.path.abspath(url.database)
+        return _sqlite_path(url)
     socket = url.query.get("unix_socket")
     password = HIDDEN_PASSWORD if hide_password and url.password else url.password
     values = {
@@ -92,30 +159,60 @@ def connect_line(url: URL, *, hide_password: bool = False) -> str:
     return " ".join(pairs)
 
 
+def postfix_database(url: URL, *, hide_password: bool = False) -> PostfixDatabase:
+    """Postfix's ``mysql:``/``sqlite:`` connection settings for a SQLAlchemy URL."""
+    if dovecot_driver(url) == "sqlite":
+        return PostfixDatabase(driver="sqlite", path=_sqlite_path(url))
+    socket = url.query.get("unix_socket")
+    if socket:
+        hosts = f"unix:{socket}"
+    else:
+        hosts = f"inet:{url.host or 'localhost'}:{url.port or 3306}"
+    values = [url.username, url.password, url.database, hosts]
+    if any(value and ("\n" in value or value != value.strip()) for value in values):
+        raise DovecotConfigError(
+            "A database setting starts or ends with a space or holds a line break, which a Postfix "
+            "lookup file cannot hold: give Postfix its own user with --postfix-connect."
+        )
+    password = HIDDEN_PASSWORD if hide_password and url.password else url.password
+    return PostfixDatabase(hosts=hosts, user=url.username, password=password, dbname=url.database)
+
+
 def app_settings(
     *,
     connect: str | None = None,
+    postfix_connect: str | None = None,
     mail_root: str | None = None,
     uid: int = DEFAULT_UID,
     gid: int = DEFAULT_GID,
+    mail_user: str = MAIL_USER,
     conf_dir: str = CONF_DIR,
+    postfix_queue: str = POSTFIX_QUEUE,
     hide_password: bool = False,
 ) -> DovecotSettings:
     """Settings for this app's database, scheme and ``MAILDIR_ROOT``, with the operator's overrides.
 
-    ``connect`` is a database URL or a ready Dovecot connect line (e.g. for Dovecot's own user).
+    ``connect`` is a database URL or a ready Dovecot connect line (e.g. for Dovecot's own user);
+    ``postfix_connect`` a database URL (e.g. for Postfix's own user).
     """
     url = get_engine().url
+    dovecot_url = url
     if connect and "://" in connect:
-        url, connect = make_url(connect), None
+        dovecot_url, connect = make_url(connect), None
+    postfix_url = make_url(postfix_connect) if postfix_connect else url
+    if not _PLAIN_NAME.fullmatch(mail_user):
+        raise DovecotConfigError(f"The mail user must be a plain user name (got {mail_user!r}).")
     return DovecotSettings(
-        driver=dovecot_driver(url),
-        connect=connect or connect_line(url, hide_password=hide_password),
+        driver=dovecot_driver(dovecot_url),
+        connect=connect or connect_line(dovecot_url, hide_password=hide_password),
         scheme=current_app.config["DOVECOT_PASSWORD_SCHEME"],
         mail_root=mail_root or current_app.config["MAILDIR_ROOT"],
         uid=uid,
         gid=gid,
         conf_dir=conf_dir,
+        postfix_db=postfix_database(postfix_url, hide_password=hide_password),
+        mail_user=mail_user,
+        postfix_queue=postfix_queue,
     )
 
 
@@ -128,27 +225,47 @@ def _plain_path(path: str, what: str) -> str:
     return path
 
 
+def holds_password(name: str) -> bool:
+    """Whether a generated file holds the database password (so only its server may read it)."""
+    return name.endswith(".ext") or name in POSTFIX_LOOKUPS
+
+
 def config_files(settings: DovecotSettings) -> dict[str, str]:
-    """The files Dovecot needs, keyed by their path under its config directory."""
+    """The files Dovecot and Postfix need, keyed by their path under ``settings.conf_dir``."""
+    conf_dir = _plain_path(settings.conf_dir, "The config directory")
     context = {
         "driver": settings.driver,
         "connect": settings.connect,
         "scheme": settings.scheme,
         "mail_root": _plain_path(settings.mail_root, "The mail root"),
-        "conf_dir": _plain_path(settings.conf_dir, "The Dovecot config directory"),
+        "conf_dir": f"{conf_dir}/dovecot",
+        "postfix_dir": f"{conf_dir}/postfix",
+        "postfix_queue": _plain_path(settings.postfix_queue, "Postfix's queue directory"),
+        "postfix_db": settings.postfix_db,
         "uid": int(settings.uid),
         "gid": int(settings.gid),
+        "mail_user": settings.mail_user,
         "quota_rule": _QUOTA_RULE[settings.driver],
         "can_log_in": _CAN_LOG_IN,
+        "sieve_name": SCRIPT_NAME,
     }
     # The app's Jinja environment (a host can override the templates), without the context
     # processors, which expect a request. Jinja drops a template's final newline; config files end
     # with one.
     templates = current_app.jinja_env
-    return {
-        name: templates.get_template(f"opmail/dovecot/{Path(name).name}").render(context) + "\n"
-        for name in (SQL_FILE, DICT_FILE, SNIPPET)
+
+    def render(template: str, **extra) -> str:
+        return templates.get_template(f"opmail/{template}").render(context, **extra) + "\n"
+
+    files = {
+        name: render(name.replace("/conf.d/", "/"))
+        for name in (SQL_FILE, DICT_FILE, SIEVE_DICT_FILE, SNIPPET)
     }
+    for name, (purpose, query) in POSTFIX_LOOKUPS.items():
+        files[name] = render("postfix/_lookup.cf", purpose=purpose, query=query)
+    files[POSTFIX_MAIN] = render("postfix/main.cf")
+    files[POSTFIX_MASTER] = render("postfix/master.cf")
+    return files
 
 
 # --- Usage from the Maildirs ----------------------------------------------------------------------

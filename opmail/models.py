@@ -157,12 +157,17 @@ class MailAutoresponder(Timestamps, Base):
 
 
 class MailGroup(Timestamps, Base):
+    """A distribution list: mail to ``email`` reaches every member (Postfix's virtual_alias_maps)."""
+
     __tablename__ = "mail_groups"
-    __table_args__ = (MYSQL_TABLE_ARGS,)
+    # A unique index, not a constraint: init-db adds indexes to an older table, constraints it cannot.
+    __table_args__ = (Index("ix_mail_groups_email", "email", unique=True), MYSQL_TABLE_ARGS)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     description: Mapped[str | None] = mapped_column(Text)
+    # On one of our domains; null = a group without an address (a set of accounts, no list).
+    email: Mapped[str | None] = mapped_column(String(254))
 
     def __str__(self) -> str:
         return self.name
@@ -177,6 +182,50 @@ class MailGroupMember(Base):
     account_id: Mapped[int] = mapped_column(
         ForeignKey("mail_accounts.id", ondelete="CASCADE"), index=True
     )
+
+
+class MailAddress(Base):
+    """Every address that receives mail here, claimed by exactly one thing: an account, an alias or
+    a group. The primary key is what keeps one address one thing when two writers (an admin, the
+    Panel, an import) claim it at the same moment: the second INSERT fails, on MariaDB and SQLite,
+    whatever the rules read before."""
+
+    __tablename__ = "mail_addresses"
+    __table_args__ = (MYSQL_TABLE_ARGS,)
+
+    address: Mapped[str] = mapped_column(String(254), primary_key=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("mail_domains.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+
+
+class MailForward(Base):
+    """Where an account's mail goes instead (or as well): one row per destination. A row whose
+    destination is the account itself keeps a copy in the mailbox, which is how Postfix's
+    virtual_alias_maps delivers to an address and forwards it at once."""
+
+    __tablename__ = "mail_forwards"
+    __table_args__ = (UniqueConstraint("account_id", "destination_email"), MYSQL_TABLE_ARGS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("mail_accounts.id", ondelete="CASCADE"))
+    destination_email: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class MailSieveScript(Base):
+    """The Sieve scripts Dovecot's Pigeonhole reads through its SQL dict: ``priv/sieve/name/<name>``
+    gives ``id``, ``priv/sieve/data/<id>`` the script. A changed script is a new row (a new id), so
+    Pigeonhole recompiles it; the old row goes in the same transaction."""
+
+    __tablename__ = "mail_sieve_scripts"
+    # AUTOINCREMENT: SQLite would otherwise give a replaced last row's id to its successor.
+    __table_args__ = (UniqueConstraint("email", "name"), {**MYSQL_TABLE_ARGS, "sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    name: Mapped[str] = mapped_column(String(64))
+    script: Mapped[str] = mapped_column(LongText)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class UserTwoFactor(Timestamps, Base):

@@ -450,7 +450,13 @@ def group_page(page: int = 1, per_page: int = PER_PAGE) -> Page:
     total = db.scalar(select(func.count(MailGroup.id)))
     page = min(max(1, page), max(1, -(-total // per_page)))
     rows = db.execute(
-        select(MailGroup.id, MailGroup.name, MailGroup.description, func.coalesce(members.c.n, 0).label("members"))
+        select(
+            MailGroup.id,
+            MailGroup.name,
+            MailGroup.email,
+            MailGroup.description,
+            func.coalesce(members.c.n, 0).label("members"),
+        )
         .outerjoin(members, members.c.group_id == MailGroup.id)
         .order_by(MailGroup.name)
         .limit(per_page)

@@ -83,9 +83,10 @@ def sync_account() -> Response:
         return _unauthorized()
     try:
         call = check_sync_call(_decode(body))
+        # A create whose address is an alias's or a group's is refused here (nothing written).
+        apply_sync(call, request.remote_addr)
     except InvalidSyncCall as error:
         return _answer(422, error=error.message, errors=error.errors)
-    apply_sync(call, request.remote_addr)
     return _answer(200, status="ok")
 
 

@@ -23,8 +23,9 @@ from opmail.db import create_schema, get_engine, get_session
 from opmail.models import Base
 from tests.helpers import add_account, add_domain
 
-# Browser fixtures (live_server, browser, page, logged_in_page) live in their own module.
-pytest_plugins = ["tests.browser"]
+# Browser fixtures (live_server, browser, page, logged_in_page) and the private mail server
+# (mail_server) live in their own modules.
+pytest_plugins = ["tests.browser", "tests.mailserver"]
 
 IN_CI = os.environ.get("CI") == "true"
 ADMIN_PASSWORD = "correct horse battery"

@@ -67,11 +67,11 @@ def test_catch_all_and_comma_separated_destinations(app, admin, mailboxes):
         ("sales", "jane@example.com", "alias_email", "exactly one @"),
         ("@", "jane@example.com", "alias_email", "Enter a domain name."),
         ("sales+x@example.com", "jane@example.com", "alias_email", "may only contain a-z 0-9 . _ -"),
-        ("jane@example.com", "bob@example.com", "alias_email", "jane@example.com is an account&#39;s address"),
+        ("jane@example.com", "bob@example.com", "alias_email", "jane@example.com is already an account"),
         ("team@example.com", "bob@example.com", "alias_email", "The alias team@example.com already exists"),
         ("sales@example.com", "", "destinations", "This field is required."),
         ("sales@example.com", " , \n", "destinations", "Enter at least one destination address."),
-        ("sales@example.com", "ghost@example.com", "destinations", "No account or alias ghost@example.com exists here"),
+        ("sales@example.com", "ghost@example.com", "destinations", "No account, alias or group ghost@example.com exists here"),
         ("sales@example.com", "jane@example.com\nnot an address", "destinations", "not an address: The email address must not contain spaces."),
         ("sales@example.com", "sales@example.com", "destinations", "An alias cannot forward to itself."),
     ],
@@ -92,7 +92,7 @@ def test_a_deleted_by_panel_account_is_not_a_destination(app, admin, mailboxes):
     with app.app_context():  # the Panel's soft delete, through its own rule
         sync.sync_delete("bob@example.com", None)
     response = admin.post(NEW, {"alias_email": "sales@example.com", "destinations": "bob@example.com"})
-    assert response.status_code == 422 and "No account or alias bob@example.com exists here" in response.text
+    assert response.status_code == 422 and "No account, alias or group bob@example.com exists here" in response.text
 
 
 def test_an_alias_may_forward_to_another_alias(app, admin, mailboxes):
@@ -125,7 +125,7 @@ def test_edit_with_a_missing_local_destination_changes_nothing(app, admin, mailb
     admin.post(NEW, {"alias_email": "team@example.com", "destinations": "jane@example.com"})
     before = snapshot(app)
     response = admin.post("/admin/aliases/edit/?alias=team@example.com", {"destinations": "jane@example.com\nghost@other.org"})
-    assert response.status_code == 422 and "No account or alias ghost@other.org exists here" in response.text
+    assert response.status_code == 422 and "No account, alias or group ghost@other.org exists here" in response.text
     assert snapshot(app) == before
 
 

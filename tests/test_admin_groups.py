@@ -103,3 +103,33 @@ def test_group_name_is_shown_escaped(app, admin, people):
     admin.post("/admin/groups/new/", {"name": "<b onmouseover=x>bold</b>"})
     page = admin.get("/admin/groups/").text
     assert "<b onmouseover" not in page and "&lt;b onmouseover=x&gt;bold&lt;/b&gt;" in page
+
+
+def test_a_group_gets_an_address_and_the_pages_say_what_it_is_for(app, admin, people):
+    staff = group_id(app, "staff")
+    response = admin.post(f"/admin/groups/edit/?id={staff}", {"name": "staff", "email": " Staff@Example.com "})
+    assert response.status_code == 302, response.text
+    assert rows(app, sa.select(MailGroup.email).where(MailGroup.id == staff)) == [("staff@example.com",)]
+    listing = admin.get("/admin/groups/").text
+    assert "staff@example.com" in listing
+    for page in (listing, admin.get(f"/admin/groups/edit/?id={staff}").text):
+        assert "A group is a distribution list: mail sent to its address reaches the mailbox of every member." in page
+
+
+def test_a_group_address_can_be_removed(app, admin, people):
+    staff = group_id(app, "staff")
+    admin.post(f"/admin/groups/edit/?id={staff}", {"name": "staff", "email": "staff@example.com"})
+    admin.post(f"/admin/groups/edit/?id={staff}", {"name": "staff", "email": ""})
+    assert rows(app, sa.select(MailGroup.email).where(MailGroup.id == staff)) == [(None,)]
+
+
+@pytest.mark.parametrize("address, message", [
+    ("not-an-address", "exactly one @"),
+    ("team@nowhere.example", "does not exist yet"),
+])
+def test_a_bad_group_address_is_refused(app, admin, people, address, message):
+    before = snapshot(app)
+    response = admin.post("/admin/groups/new/", {"name": "team", "email": address})
+    assert response.status_code == 422
+    assert message in response.text
+    assert snapshot(app) == before

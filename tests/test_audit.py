@@ -260,7 +260,21 @@ CHANGES = {
         ["Team"],
         {"Team": {"name": ["Staff", "Team"]}},
     ),
+    "group address": (
+        None,
+        post("/admin/groups/edit/?id={group}", name="Staff", email="staff@example.com"),
+        "group.update",
+        ["Staff"],
+        {"Staff": {"address": [None, "staff@example.com"]}},
+    ),
     "group delete": (None, post("/admin/groups/delete/?id={group}"), "group.delete", ["Staff"], None),
+    "forwarding": (
+        None,
+        post("/admin/accounts/forwarding/?id={jane}", destinations="jane@elsewhere.example", keep_copy="y"),
+        "account.forward",
+        [JANE],
+        {JANE: {"forwarding": ["off", "jane@elsewhere.example (copy kept)"]}},
+    ),
     "bulk add to group": (
         membership(BOB),
         bulk("group", "jane", "bob", group_id="{group}"),

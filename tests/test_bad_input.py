@@ -193,7 +193,7 @@ def test_missing_or_malformed_address_is_refused(app, admin, jane, face, value, 
 
 def test_address_in_any_case_is_a_duplicate(app, admin, jane):
     refused(app, admin, ADDRESS_FACES["Add Account"], "JANE@Example.COM", "The account jane@example.com already exists.")
-    refused(app, admin, ADDRESS_FACES["alias address"], "Jane@EXAMPLE.com", "an alias cannot take it")
+    refused(app, admin, ADDRESS_FACES["alias address"], "Jane@EXAMPLE.com", "is already an account")
 
 
 DOMAINS = [

@@ -22,7 +22,7 @@ def test_admin_adds_an_alias_with_two_destinations_and_searches_it(app, logged_i
     page.get_by_label("Alias address").fill("team@example.com")
     page.get_by_label("Destinations", exact=True).fill("jane@example.com\nghost@example.com")
     page.get_by_role("button", name="Add Alias").click()
-    expect(page.get_by_text("No account or alias ghost@example.com exists here")).to_be_visible()
+    expect(page.get_by_text("No account, alias or group ghost@example.com exists here")).to_be_visible()
 
     page.get_by_label("Destinations", exact=True).fill("jane@example.com\npartner@elsewhere.net")
     page.get_by_role("button", name="Add Alias").click()

@@ -1,6 +1,8 @@
-"""The Dovecot config opmail generates, the usage table Dovecot writes, and ``refresh-usage``.
+"""The Dovecot and Postfix config opmail generates, the usage table Dovecot writes, and
+``refresh-usage``.
 
-What Dovecot itself does with these files is in test_dovecot_imap.py.
+What Dovecot itself does with these files is in test_dovecot_imap.py, what Postfix and Dovecot do
+with mail in test_mail_flow.py.
 """
 
 from __future__ import annotations
@@ -14,9 +16,17 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from opmail import dovecot
+from opmail import demo, dovecot
 from opmail.db import get_engine, get_session
-from opmail.models import MailQuotaUsage
+from opmail.models import (
+    MailAccount,
+    MailAlias,
+    MailForward,
+    MailGroup,
+    MailGroupMember,
+    MailQuotaUsage,
+    MailSieveScript,
+)
 from tests.helpers import add_account, add_domain, rows
 
 
@@ -63,7 +73,7 @@ def test_user_query_gives_home_ids_and_quota_rule_the_database_can_run(app):
 
 
 def test_snippet_wires_sql_quota_clone_and_the_dict(app):
-    snippet = generated(app, conf_dir="/etc/dovecot")[dovecot.SNIPPET]
+    snippet = generated(app, conf_dir="/etc")[dovecot.SNIPPET]
     driver = "sqlite" if app.config["DATABASE_URL"].startswith("sqlite") else "mysql"
     for line in (
         "args = /etc/dovecot/dovecot-sql.conf.ext",
@@ -136,27 +146,32 @@ def test_connect_override_is_a_url_or_a_ready_line(app):
 
 
 def test_cli_prints_every_file_under_a_heading(app, runner):
-    result = runner.invoke(args=["opmail", "dovecot-config", "--mail-root", "/srv/mail"])
+    result = runner.invoke(args=["opmail", "mail-config", "--mail-root", "/srv/mail"])
     assert result.exit_code == 0, result.output
-    for name in (dovecot.SQL_FILE, dovecot.DICT_FILE, dovecot.SNIPPET):
-        assert f"==> /etc/dovecot/{name} <==" in result.output
+    names = [dovecot.SQL_FILE, dovecot.DICT_FILE, dovecot.SIEVE_DICT_FILE, dovecot.SNIPPET]
+    for name in names + [*dovecot.POSTFIX_LOOKUPS, dovecot.POSTFIX_MAIN, dovecot.POSTFIX_MASTER]:
+        assert f"==> /etc/{name} <==" in result.output
     assert "'/srv/mail/%Ld/%Ln' AS home" in result.output
 
 
-def test_cli_writes_the_files_readable_by_dovecot_only(app, runner, tmp_path):
+def test_cli_writes_the_files_with_the_password_readable_by_their_server_only(app, runner, tmp_path):
     out = tmp_path / "etc"
-    result = runner.invoke(args=["opmail", "dovecot-config", "--out", str(out)])
+    result = runner.invoke(args=["opmail", "mail-config", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    modes = {
-        name: stat.S_IMODE((out / name).stat().st_mode)
-        for name in (dovecot.SQL_FILE, dovecot.DICT_FILE, dovecot.SNIPPET)
-    }
-    assert modes == {dovecot.SQL_FILE: 0o640, dovecot.DICT_FILE: 0o640, dovecot.SNIPPET: 0o644}
-    assert f"args = {out}/dovecot-sql.conf.ext" in (out / dovecot.SNIPPET).read_text()
+    secret = [dovecot.SQL_FILE, dovecot.DICT_FILE, dovecot.SIEVE_DICT_FILE, *dovecot.POSTFIX_LOOKUPS]
+    public = [dovecot.SNIPPET, dovecot.POSTFIX_MAIN, dovecot.POSTFIX_MASTER]
+    modes = {name: stat.S_IMODE((out / name).stat().st_mode) for name in secret + public}
+    assert modes == {**{name: 0o640 for name in secret}, **{name: 0o644 for name in public}}
+    groups = {name.partition("/")[0]: (out / name).group() for name in secret}
+    assert groups == {"dovecot": "dovecot", "postfix": "postfix"}
+    assert f"args = {out}/dovecot/dovecot-sql.conf.ext" in (out / dovecot.SNIPPET).read_text()
+    driver = "sqlite" if app.config["DATABASE_URL"].startswith("sqlite") else "mysql"
+    main_cf = (out / dovecot.POSTFIX_MAIN).read_text()
+    assert f"virtual_alias_maps = proxy:{driver}:{out}/postfix/opmail/virtual-alias-maps.cf" in main_cf
 
 
 def test_cli_refuses_a_mail_root_that_would_break_the_query(app, runner):
-    result = runner.invoke(args=["opmail", "dovecot-config", "--mail-root", "/srv/it's"])
+    result = runner.invoke(args=["opmail", "mail-config", "--mail-root", "/srv/it's"])
     assert result.exit_code == 1
     assert "The mail root must be an absolute path" in result.output
 
@@ -164,14 +179,18 @@ def test_cli_refuses_a_mail_root_that_would_break_the_query(app, runner):
 def test_dovecot_page_shows_the_files_without_the_password(app, admin):
     page = admin.get("/admin/dovecot/")
     assert page.status_code == 200
-    for name in (dovecot.SQL_FILE, dovecot.DICT_FILE, dovecot.SNIPPET):
-        assert f"/etc/dovecot/{name}" in page.text
-    assert page.text.count('data-copy="dovecot-file-') == 3
+    names = [dovecot.SQL_FILE, dovecot.DICT_FILE, dovecot.SIEVE_DICT_FILE, dovecot.SNIPPET]
+    names += [*dovecot.POSTFIX_LOOKUPS, dovecot.POSTFIX_MAIN, dovecot.POSTFIX_MASTER]
+    for name in names:
+        assert f"/etc/{name}" in page.text
+    assert page.text.count('data-copy="dovecot-file-') == len(names)
     assert "onclick" not in page.text
     password = sa.make_url(app.config["DATABASE_URL"]).password
     if password:  # MariaDB; SQLite has none
         assert f"password={password}" not in page.text
-        assert "password=&lt;password&gt;" in page.text
+        assert f"password = {password}" not in page.text
+        assert "password=&lt;password&gt;" in page.text  # Dovecot's connect line
+        assert "password = &lt;password&gt;" in page.text  # Postfix's lookup files
 
 
 # --- The usage table ------------------------------------------------------------------------------
@@ -279,3 +298,59 @@ def test_refresh_usage_reads_another_mail_root(app, runner, mailboxes, tmp_path)
     result = runner.invoke(args=["opmail", "refresh-usage", "--mail-root", str(moved)])
     assert result.exit_code == 0, result.output
     assert usage(app)["jane@example.com"] == (180, 3)
+
+
+# --- Every lookup reads indexes -------------------------------------------------------------------
+
+# The values Postfix and Dovecot put into the queries for one address.
+LOOKUP_VALUES = {"%s": "user7@demo00001.example", "%d": "demo00001.example", "%Lu": "user7@demo00001.example",
+                 "%Ld": "demo00001.example", "%Ln": "user7"}
+
+
+def filled(query: str) -> str:
+    for variable, value in LOOKUP_VALUES.items():
+        query = query.replace(variable, value)
+    return query
+
+
+@pytest.mark.mariadb_only
+def test_every_generated_lookup_reads_indexes_not_whole_tables(app):
+    """Postfix asks at every message and Dovecot at every login and delivery: each query must find
+    its rows through a key, whatever the number of accounts (EXPLAIN on MariaDB, no full scan)."""
+    with app.app_context():
+        demo.seed_demo(3000, 20, "{BLF-CRYPT}x")
+        with get_engine().begin() as connection:
+            ids = connection.execute(sa.select(MailAccount.id, MailAccount.email, MailAccount.domain_id)).all()
+            connection.execute(sa.insert(MailAlias), [
+                {"domain_id": domain_id, "alias_email": f"alias{n}-{email}", "destination_email": email}
+                for n, (_, email, domain_id) in enumerate(ids[:600])
+            ])
+            connection.execute(sa.insert(MailGroup), [{"name": f"g{n}", "email": f"g{n}@demo00001.example"} for n in range(100)])
+            group_ids = connection.scalars(sa.select(MailGroup.id)).all()
+            connection.execute(sa.insert(MailGroupMember), [
+                {"group_id": group_ids[n % 100], "account_id": account_id} for n, (account_id, _, _) in enumerate(ids[:1000])
+            ])
+            connection.execute(sa.insert(MailForward), [
+                {"account_id": account_id, "destination_email": "x@elsewhere.example"} for account_id, _, _ in ids[:500]
+            ])
+            connection.execute(sa.insert(MailSieveScript), [
+                {"email": email, "name": "opmail", "script": "keep;"} for _, email, _ in ids[:500]
+            ])
+            connection.exec_driver_sql(
+                "ANALYZE TABLE mail_domains, mail_accounts, mail_aliases, mail_groups, mail_group_members,"
+                " mail_forwards, mail_sieve_scripts, mail_quota_usage"
+            )
+    files = generated(app)
+    queries = {name: query for name, (_, query) in dovecot.POSTFIX_LOOKUPS.items()}
+    for setting in ("password_query", "user_query"):  # iterate_query lists every account on purpose
+        queries[setting] = query(files[dovecot.SQL_FILE], setting).removeprefix(f"{setting} = ")
+    # What Dovecot's dict asks for an autoresponder and for the usage (as its SQL driver builds it).
+    queries["sieve name"] = "SELECT id FROM mail_sieve_scripts WHERE name = 'opmail' AND email = '%s'"
+    queries["sieve data"] = "SELECT script FROM mail_sieve_scripts WHERE id = '7' AND email = '%s'"
+    queries["usage"] = "SELECT bytes FROM mail_quota_usage WHERE email = '%s'"
+    with app.app_context(), get_engine().connect() as connection:
+        for name, sql in queries.items():
+            plan = connection.exec_driver_sql("EXPLAIN " + filled(sql)).mappings().all()
+            # <derived…> and <union…> are the few rows the query already found, not a table.
+            scans = [row for row in plan if row["type"] == "ALL" and not str(row["table"]).startswith("<")]
+            assert not scans, (name, plan)

@@ -1,7 +1,7 @@
 """Every promise of the admin and the webhook, checked by what a real Dovecot does (IMAP logins).
 
-Dovecot reads the files ``flask opmail dovecot-config`` wrote, on SQLite and on MariaDB (where it
-connects as the read-only user of docs/dovecot.md). Each test drives opmail the way users do: the
+Dovecot reads the files ``flask opmail mail-config`` wrote, on SQLite and on MariaDB (where it
+connects as the database user of docs/mail-flow.md). Each test drives opmail the way users do: the
 admin's forms and bulk actions, or the Panel's webhook.
 """
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from opmail.admin.format import size_label
 from opmail.models import MailAccount, MailDomain, MailQuotaUsage
 from tests.conftest import ADMIN_PASSWORD
-from tests.dovecot import PrivateDovecot, dovecot_server  # noqa: F401 (the `dovecot` fixture)
+from tests.mailserver import MailServer
 from tests.helpers import opened_version, rows
 
 PASSWORD = "mailbox-pass-1"
@@ -29,12 +29,18 @@ MESSAGE = b"From: a@example.net\r\nSubject: usage\r\n\r\n" + b"x" * 100_000 + b"
 
 
 @pytest.fixture
-def db_url(dovecot: PrivateDovecot) -> str:
+def dovecot(mail_server: MailServer) -> MailServer:
+    """The run's private mail server (tests/mailserver.py): here only its IMAP side is used."""
+    return mail_server
+
+
+@pytest.fixture
+def db_url(dovecot: MailServer) -> str:
     return dovecot.db_url
 
 
 @pytest.fixture
-def app_overrides(dovecot: PrivateDovecot) -> dict:
+def app_overrides(dovecot: MailServer) -> dict:
     return {"MAILDIR_ROOT": str(dovecot.mail_root), "MAIL_SYNC_SECRET": SYNC_SECRET}
 
 
@@ -76,7 +82,7 @@ def bcrypt_from_elsewhere(password: str, cost: int) -> str:
     return "$2y$" + made.removeprefix("$2b$")
 
 
-def storage_limit_kb(dovecot: PrivateDovecot, email: str) -> int | None:
+def storage_limit_kb(dovecot: MailServer, email: str) -> int | None:
     """The STORAGE limit IMAP GETQUOTAROOT reports for INBOX (None = no limit)."""
     imap = dovecot.login(email, PASSWORD)
     status, (_roots, quotas) = imap.getquotaroot("INBOX")

@@ -30,7 +30,7 @@ from ..queries import (
     group_choices,
     has_two_factor,
 )
-from ..rules import accounts, groups, imports
+from ..rules import accounts, forwards, groups, imports
 from ..rules.core import BulkResult, MissingDomain, get_id, parse_quota
 from . import uploads
 from .base import WRONG_PASSWORD_NOTHING_DELETED, ProtectedView, row_or_404
@@ -40,6 +40,7 @@ from .forms import (
     AccountImportConfirmForm,
     AccountImportForm,
     AdminForm,
+    ForwardingForm,
     PasswordResetForm,
     TwoFactorDisableForm,
 )
@@ -249,6 +250,13 @@ class AccountsView(ProtectedView, ModelView):
         )
         forms.setdefault("password", PasswordResetForm(formdata=None, version=version))
         forms.setdefault("two_factor", TwoFactorDisableForm(formdata=None))
+        forwarding = forwards.forwarding_of(account)
+        forms.setdefault(
+            "forwarding",
+            ForwardingForm(
+                formdata=None, destinations="\n".join(forwarding.destinations), keep_copy=forwarding.keep_copy
+            ),
+        )
         return self.render(
             "opmail/admin/accounts/edit.html",
             account=account,
@@ -257,6 +265,7 @@ class AccountsView(ProtectedView, ModelView):
             groups=account_groups(account.id),
             group_choices=group_choices(),
             maildir=accounts.maildir_path(account.email),
+            forwarding_now=forwarding,
             **forms,
         ), status
 
@@ -300,6 +309,20 @@ class AccountsView(ProtectedView, ModelView):
                 flash(f"New password saved for {account.email}.", "success")
                 return redirect(self.get_url(".edit_view", id=account.id))
         return self.render_account(account, 422, password=form)
+
+    @expose("/forwarding/", methods=("POST",))
+    def forwarding_view(self):
+        account = self._account_or_404()
+        form = ForwardingForm()
+        if form.validate_on_submit():
+            try:
+                forwarding = forwards.set_forwarding(account.id, form.destinations.data, form.keep_copy.data)
+            except InvalidInput as error:
+                form.add_error(error)
+            else:
+                flash(f"Forwarding of {account.email}: {forwarding}.", "success")
+                return redirect(self.get_url(".edit_view", id=account.id))
+        return self.render_account(account, 422, forwarding=form)
 
     @expose("/two-factor/", methods=("POST",))
     def two_factor_view(self):

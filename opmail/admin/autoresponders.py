@@ -12,6 +12,7 @@ from ..models import MailAutoresponder
 from ..queries import autoresponder_page
 from ..rules import autoresponders
 from ..rules.core import get_id
+from ..sieve import REPLY_INTERVAL_DAYS
 from .base import ProtectedView, row_or_404
 from .forms import AdminForm, AutoresponderCreateForm, AutoresponderForm
 
@@ -54,8 +55,16 @@ class AutorespondersView(ProtectedView, BaseView):
             else:
                 flash(f"Autoresponder for {autoresponder.email} saved.", "success")
                 return redirect(self.get_url(".index_view"))
-        return self.render("opmail/admin/autoresponders/form.html", form=form, autoresponder=None), (
+        return self.render_form(form, None), (
             422 if form.errors else 200
+        )
+
+    def render_form(self, form: AutoresponderForm, autoresponder: MailAutoresponder | None):
+        return self.render(
+            "opmail/admin/autoresponders/form.html",
+            form=form,
+            autoresponder=autoresponder,
+            reply_interval_days=REPLY_INTERVAL_DAYS,
         )
 
     def _autoresponder_or_404(self) -> MailAutoresponder:
@@ -81,9 +90,7 @@ class AutorespondersView(ProtectedView, BaseView):
                 else:
                     flash(f"Autoresponder for {autoresponder.email} saved.", "success")
                     return redirect(self.get_url(".index_view"))
-        return self.render(
-            "opmail/admin/autoresponders/form.html", form=form, autoresponder=autoresponder
-        ), (422 if form.errors else 200)
+        return self.render_form(form, autoresponder), (422 if form.errors else 200)
 
     @expose("/delete/", methods=("POST",))
     def delete_view(self):

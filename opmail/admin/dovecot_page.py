@@ -1,4 +1,4 @@
-"""Admin → Dovecot: the config that points Dovecot at this database, ready to copy."""
+"""Admin → Dovecot: the config that points Dovecot and Postfix at this database, ready to copy."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from .base import ProtectedView
 
 
 class DovecotView(ProtectedView, BaseView):
-    """What ``flask opmail dovecot-config`` prints, except the database password."""
+    """What ``flask opmail mail-config`` prints, except the database password."""
 
     @expose("/")
     def index(self):

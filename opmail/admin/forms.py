@@ -66,6 +66,11 @@ class PasswordResetForm(AccountVersionForm):
     confirm_password = PasswordField("Confirm Password", render_kw={"autocomplete": "new-password"})
 
 
+class ForwardingForm(AdminForm):
+    destinations = TextAreaField("Forward to", render_kw={"rows": 2, "placeholder": "jane@elsewhere.example"})
+    keep_copy = BooleanField("Keep a copy in this mailbox")
+
+
 class TwoFactorDisableForm(AdminForm):
     confirm = BooleanField(
         "Yes, turn off two-factor authentication for this account",
@@ -139,4 +144,5 @@ class AutoresponderCreateForm(AutoresponderForm):
 
 class GroupForm(AdminForm):
     name = StringField("Name", validators=[InputRequired()])
+    email = StringField("Group address", render_kw={"placeholder": "team@example.com", "autocomplete": "off"})
     description = TextAreaField("Description", render_kw={"rows": 2})

@@ -1,4 +1,5 @@
-"""Admin → Groups: add, rename, delete, and membership (from the group or the account page)."""
+"""Admin → Groups: distribution lists. Add, rename, give an address, delete, and membership (from the
+group or the account page)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ class GroupsView(ProtectedView, BaseView):
         form = GroupForm()
         if form.validate_on_submit():
             try:
-                group = groups.save_group(None, form.name.data, form.description.data)
+                group = groups.save_group(None, form.name.data, form.description.data, form.email.data)
             except InvalidInput as error:
                 form.add_error(error)
             else:
@@ -51,7 +52,7 @@ class GroupsView(ProtectedView, BaseView):
         form = GroupForm(obj=group) if request.method == "GET" else GroupForm()
         if request.method == "POST" and form.validate_on_submit():
             try:
-                groups.save_group(group.id, form.name.data, form.description.data)
+                groups.save_group(group.id, form.name.data, form.description.data, form.email.data)
             except InvalidInput as error:
                 form.add_error(error)
             else:

@@ -19,22 +19,30 @@ from ..models import (
     MailAlias,
     MailAutoresponder,
     MailDomain,
+    MailForward,
     MailGroupMember,
+    MailSieveScript,
     UserTwoFactor,
     utcnow,
 )
 from .core import (
+    ACCOUNT,
+    ALIAS,
     ACCOUNT_STATUS,
+    AddressTaken,
     BulkResult,
     MissingDomain,
     check_display_name,
     check_quota,
+    claim_address,
     for_field,
     get_id,
     hash_new_password,
+    release_addresses,
     split_ids,
     transaction,
 )
+from .forwards import drop_orphaned_copies
 
 
 @dataclass
@@ -68,6 +76,12 @@ def create_account(
             raise InvalidInput(f"The account {address} already exists.", "email")
         restored = account is not None
         if account is None:
+            try:
+                claim_address(db, address, domain.id, ACCOUNT)
+            except AddressTaken as error:
+                if error.holder == ACCOUNT:  # another request created it since we looked
+                    raise InvalidInput(f"The account {address} already exists.", "email") from None
+                raise
             account = MailAccount(email=address, domain_id=domain.id)
             db.add(account)
         account.password = password_hash
@@ -304,6 +318,16 @@ def delete_accounts_in(db, ids: list[int]) -> DeletionReport:
     report.two_factor_removed = db.execute(
         delete(UserTwoFactor).where(UserTwoFactor.email.in_(emails))
     ).rowcount
+    db.execute(delete(MailSieveScript).where(MailSieveScript.email.in_(emails)))
+    db.execute(delete(MailForward).where(MailForward.account_id.in_(found)))
+    # Other accounts stop forwarding to these; one left with only its kept copy stops forwarding.
+    forwarding_here = db.scalars(
+        select(MailForward.account_id).where(MailForward.destination_email.in_(emails))
+    ).all()
+    db.execute(delete(MailForward).where(MailForward.destination_email.in_(emails)))
+    drop_orphaned_copies(db, forwarding_here)
+    release_addresses(db, emails, ACCOUNT)
+    release_addresses(db, report.aliases_removed, ALIAS)
     db.execute(
         delete(MailAccount)
         .where(MailAccount.id.in_(found))

@@ -15,8 +15,19 @@ from sqlalchemy.orm import Session
 from .. import audit
 from ..addresses import InvalidInput, normalize_address, normalize_domain
 from ..db import get_session
-from ..models import MailAccount, MailAlias, MailDomain, utcnow
-from .core import ENABLED, BulkResult, MissingDomain, for_field, transaction
+from ..models import MailAlias, MailDomain, utcnow
+from .core import (
+    ALIAS,
+    ENABLED,
+    AddressTaken,
+    BulkResult,
+    MissingDomain,
+    check_local_destinations,
+    claim_address,
+    for_field,
+    release_addresses,
+    transaction,
+)
 
 
 def normalize_alias(raw: str) -> str:
@@ -44,31 +55,9 @@ def parse_destinations(text: str | None) -> list[str]:
 
 
 def _check_destinations(db: Session, alias: str, destinations: list[str]) -> None:
-    """A destination on one of our domains must be a live account or another alias."""
     if alias in destinations:
         raise InvalidInput("An alias cannot forward to itself.", "destinations")
-    local_domains = set(
-        db.scalars(
-            select(MailDomain.domain).where(
-                MailDomain.domain.in_(sorted({d.partition("@")[2] for d in destinations}))
-            )
-        )
-    )
-    local = [d for d in destinations if d.partition("@")[2] in local_domains]
-    if not local:
-        return
-    known = set(
-        db.scalars(
-            select(MailAccount.email).where(MailAccount.email.in_(local), MailAccount.deleted_at.is_(None))
-        )
-    ) | set(db.scalars(select(MailAlias.alias_email).where(MailAlias.alias_email.in_(local))))
-    missing = [d for d in local if d not in known]
-    if missing:
-        raise InvalidInput(
-            f"No account or alias {', '.join(missing)} exists here: create it first, "
-            "or check the spelling.",
-            "destinations",
-        )
+    check_local_destinations(db, destinations)
 
 
 def create_alias(alias: str, destinations: str | None) -> str:
@@ -80,10 +69,14 @@ def create_alias(alias: str, destinations: str | None) -> str:
         domain_id = db.scalar(select(MailDomain.id).where(MailDomain.domain == domain_name))
         if domain_id is None:
             raise InvalidInput(MissingDomain(domain_name).message, "alias_email")
-        if db.scalar(select(MailAlias.id).where(MailAlias.alias_email == address).limit(1)):
-            raise InvalidInput(f"The alias {address} already exists: edit its destinations instead.", "alias_email")
-        if db.scalar(select(MailAccount.id).where(MailAccount.email == address)):
-            raise InvalidInput(f"{address} is an account's address: an alias cannot take it.", "alias_email")
+        try:
+            claim_address(db, address, domain_id, ALIAS, "alias_email")
+        except AddressTaken as error:
+            if error.holder == ALIAS:
+                raise InvalidInput(
+                    f"The alias {address} already exists: edit its destinations instead.", "alias_email"
+                ) from None
+            raise
         _check_destinations(db, address, targets)
         db.add_all(MailAlias(domain_id=domain_id, alias_email=address, destination_email=d) for d in targets)
         try:
@@ -167,5 +160,6 @@ def delete_aliases(aliases: Iterable[str]) -> BulkResult:
     with transaction() as db:
         found = set(db.scalars(select(MailAlias.alias_email).where(MailAlias.alias_email.in_(wanted))))
         db.execute(delete(MailAlias).where(MailAlias.alias_email.in_(sorted(found))))
+        release_addresses(db, found, ALIAS)
         audit.record(db, "alias.delete", sorted(found))
     return BulkResult(changed=[a for a in wanted if a in found], skipped=[a for a in wanted if a not in found])

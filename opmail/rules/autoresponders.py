@@ -7,10 +7,12 @@ from datetime import datetime
 from typing import Iterable
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from .. import audit
 from ..addresses import InvalidInput, normalize_address
-from ..models import MailAccount, MailAutoresponder
+from ..models import MailAccount, MailAutoresponder, MailSieveScript
+from ..sieve import SCRIPT_NAME, vacation_script
 from .core import ENABLED, MAX_TEXT_BYTES, BulkResult, for_field, split_ids, transaction
 
 MAX_SUBJECT = 255
@@ -45,6 +47,17 @@ def _check_autoresponder(reply: AutoresponderInput) -> AutoresponderInput:
     return AutoresponderInput(subject, body, reply.starts_at, reply.ends_at, reply.is_active)
 
 
+def store_script(db: Session, autoresponder: MailAutoresponder | None, email: str) -> None:
+    """Put the account's Sieve script in line with its autoresponder: a new row (a new data id, so
+    Pigeonhole compiles it afresh) for an active one, none for an inactive or deleted one."""
+    db.execute(delete(MailSieveScript).where(MailSieveScript.email == email, MailSieveScript.name == SCRIPT_NAME))
+    if autoresponder is not None and autoresponder.is_active:
+        script = vacation_script(
+            email, autoresponder.subject, autoresponder.body, autoresponder.starts_at, autoresponder.ends_at
+        )
+        db.add(MailSieveScript(email=email, name=SCRIPT_NAME, script=script))
+
+
 def create_autoresponder(email: str, reply: AutoresponderInput) -> MailAutoresponder:
     """Give an existing account its autoresponder."""
     address = for_field(normalize_address, (email or "").strip(), "email")
@@ -56,6 +69,7 @@ def create_autoresponder(email: str, reply: AutoresponderInput) -> MailAutorespo
             raise InvalidInput(f"{address} already has an autoresponder: edit that one.", "email")
         autoresponder = MailAutoresponder(email=address, **reply.__dict__)
         db.add(autoresponder)
+        store_script(db, autoresponder, address)
         audit.record(db, "autoresponder.create", [address])
     return autoresponder
 
@@ -73,6 +87,7 @@ def update_autoresponder(autoresponder_id: int, reply: AutoresponderInput) -> Ma
         for name, value in reply.__dict__.items():
             setattr(autoresponder, name, value)
         email = autoresponder.email
+        store_script(db, autoresponder, email)
         audit.record(db, "autoresponder.update", [email], {email: changes} if changes else None)
     return autoresponder
 
@@ -87,6 +102,11 @@ def delete_autoresponders(raw_ids: Iterable[object]) -> BulkResult:
             ).all()
         )
         db.execute(delete(MailAutoresponder).where(MailAutoresponder.id.in_(list(found))))
+        db.execute(
+            delete(MailSieveScript).where(
+                MailSieveScript.email.in_(list(found.values())), MailSieveScript.name == SCRIPT_NAME
+            )
+        )
         audit.record(db, "autoresponder.delete", [found[i] for i in sorted(found)])
     return BulkResult(
         changed=[found[i] for i in sorted(found)], skipped=junk + [str(i) for i in ids if i not in found]

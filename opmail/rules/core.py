@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
 from flask import current_app
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from ..addresses import InvalidInput, display_domain
+from ..addresses import InvalidInput, display_address, display_domain
 from ..db import get_session
-from ..models import MAX_ID
+from ..models import MAX_ID, MailAccount, MailAddress, MailDomain
 from ..passwords import hash_password, looks_like_hash, to_dovecot_hash, validate_password
 
 MAX_QUOTA_MB = 10_000_000
@@ -34,6 +37,27 @@ class MissingDomain(InvalidInput):
         self.domain = domain
 
 
+# What can hold an address (mail_addresses.kind), and how a refusal names the holder.
+ACCOUNT, ALIAS, GROUP = "account", "alias", "group"
+HOLDER_NAMES = {ACCOUNT: "an account", ALIAS: "an alias", GROUP: "a group's address"}
+
+
+class AddressTaken(InvalidInput):
+    """The address already belongs to another account, alias or group: one address, one thing."""
+
+    def __init__(self, address: str, holder: str | None, field: str = "email") -> None:
+        if holder is None:  # lost a race: the other writer's row was not there when we looked
+            message = f"{display_address(address)} was just taken by another change: reload and check."
+        else:
+            message = (
+                f"{display_address(address)} is already {HOLDER_NAMES[holder]}: an address can be "
+                "an account, an alias or a group, only one of them."
+            )
+        super().__init__(message, field)
+        self.address = address
+        self.holder = holder
+
+
 @dataclass
 class BulkResult:
     """What a rule did to a selection: the addresses it changed and the ids it could not find."""
@@ -52,6 +76,64 @@ def transaction() -> Iterator:
     except BaseException:
         db.rollback()
         raise
+
+
+def address_holders(db: Session, addresses: Iterable[str]) -> dict[str, str]:
+    """Which of ``addresses`` are taken, and by what kind of thing."""
+    return dict(
+        db.execute(select(MailAddress.address, MailAddress.kind).where(MailAddress.address.in_(list(addresses)))).all()
+    )
+
+
+def claim_address(db: Session, address: str, domain_id: int, kind: str, field: str = "email") -> None:
+    """Make ``address`` ``kind``'s in ``db``'s transaction, or raise AddressTaken.
+
+    The read gives the clear message; the INSERT's primary key is the guarantee: a writer that
+    claimed the address after our read (another node, the Panel) makes it fail, never both win.
+    """
+    holder = address_holders(db, [address]).get(address)
+    if holder is not None:
+        raise AddressTaken(address, holder, field)
+    try:
+        db.execute(insert(MailAddress).values(address=address, domain_id=domain_id, kind=kind))
+    except IntegrityError:
+        raise AddressTaken(address, None, field) from None
+
+
+def release_addresses(db: Session, addresses: Iterable[str], kind: str) -> None:
+    """Free ``kind``'s claims on ``addresses`` (those another kind holds stay)."""
+    addresses = list(addresses)
+    if addresses:
+        db.execute(
+            delete(MailAddress).where(MailAddress.address.in_(addresses), MailAddress.kind == kind)
+        )
+
+
+def check_local_destinations(db: Session, destinations: list[str], field: str = "destinations") -> None:
+    """A destination on one of our domains must exist: a live account, an alias or a group."""
+    local_domains = set(
+        db.scalars(
+            select(MailDomain.domain).where(
+                MailDomain.domain.in_(sorted({d.partition("@")[2] for d in destinations}))
+            )
+        )
+    )
+    local = [d for d in destinations if d.partition("@")[2] in local_domains]
+    if not local:
+        return
+    holders = address_holders(db, local)
+    live_accounts = set(
+        db.scalars(
+            select(MailAccount.email).where(MailAccount.email.in_(local), MailAccount.deleted_at.is_(None))
+        )
+    )
+    missing = [d for d in local if d not in live_accounts and holders.get(d) not in (ALIAS, GROUP)]
+    if missing:
+        raise InvalidInput(
+            f"No account, alias or group {', '.join(missing)} exists here: create it first, "
+            "or check the spelling.",
+            field,
+        )
 
 
 def for_field(check, value, name: str):

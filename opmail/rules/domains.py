@@ -8,9 +8,9 @@ from sqlalchemy import delete, select, update
 
 from .. import audit
 from ..addresses import InvalidInput, display_domain, normalize_domain
-from ..models import MailAccount, MailAlias, MailDomain, utcnow
+from ..models import MailAccount, MailAddress, MailAlias, MailDomain, MailGroup, utcnow
 from .accounts import DeletionReport, delete_accounts_in
-from .core import ENABLED, BulkResult, for_field, split_ids, transaction
+from .core import ENABLED, GROUP, BulkResult, for_field, split_ids, transaction
 
 
 def create_domain(name: str) -> MailDomain:
@@ -68,6 +68,12 @@ def delete_domains(raw_ids: Iterable[object]) -> DeletionReport:
             select(MailAlias.alias_email).where(MailAlias.domain_id.in_(found)).distinct()
         ).all()
         db.execute(delete(MailAlias).where(MailAlias.domain_id.in_(found)))
+        # A group keeps its members but loses an address on a domain that is gone.
+        group_addresses = select(MailAddress.address).where(
+            MailAddress.domain_id.in_(found), MailAddress.kind == GROUP
+        )
+        db.execute(update(MailGroup).where(MailGroup.email.in_(group_addresses)).values(email=None))
+        db.execute(delete(MailAddress).where(MailAddress.domain_id.in_(found)))
         db.execute(delete(MailDomain).where(MailDomain.id.in_(found)))
         # The domains, not their accounts (there can be thousands): the log's target filter finds
         # what removed jane@example.com under example.com.

@@ -1,4 +1,8 @@
-"""Groups: named sets of accounts, and who is in them."""
+"""Groups: distribution lists. Mail to a group's address reaches every member's mailbox.
+
+Members are accounts of this server (outside addresses belong in an alias); a member whose
+account the Panel deleted receives nothing. Postfix reads the members through virtual_alias_maps.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,21 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit
-from ..addresses import InvalidInput
-from ..models import MailAccount, MailGroup, MailGroupMember
-from .core import MAX_DISPLAY_NAME, MAX_TEXT_BYTES, BulkResult, get_id, split_ids, transaction
+from ..addresses import InvalidInput, normalize_address
+from ..models import MailAccount, MailDomain, MailGroup, MailGroupMember
+from .core import (
+    GROUP,
+    MAX_DISPLAY_NAME,
+    MAX_TEXT_BYTES,
+    BulkResult,
+    MissingDomain,
+    claim_address,
+    for_field,
+    get_id,
+    release_addresses,
+    split_ids,
+    transaction,
+)
 
 
 def _check_group(name: str | None, description: str | None) -> tuple[str, str | None]:
@@ -28,9 +44,18 @@ def _check_group(name: str | None, description: str | None) -> tuple[str, str | 
     return name, description or None
 
 
-def save_group(group_id: int | None, name: str | None, description: str | None) -> MailGroup:
-    """Create a group (``group_id`` None) or rename / re-describe one; names are unique."""
+def _check_group_address(email: str | None) -> str | None:
+    email = (email or "").strip()
+    return for_field(normalize_address, email, "email") if email else None
+
+
+def save_group(
+    group_id: int | None, name: str | None, description: str | None, email: str | None = None
+) -> MailGroup:
+    """Create a group (``group_id`` None) or change one: names are unique, and the group's address
+    (optional, on one of our domains) belongs to nothing else."""
     name, description = _check_group(name, description)
+    address = _check_group_address(email)
     with transaction() as db:
         clash = db.scalar(select(MailGroup.id).where(MailGroup.name == name))
         if clash is not None and clash != group_id:
@@ -38,25 +63,41 @@ def save_group(group_id: int | None, name: str | None, description: str | None) 
         group = MailGroup() if group_id is None else db.get(MailGroup, group_id)
         if group is None:
             raise InvalidInput("That group no longer exists.")
+        changes: dict[str, list] = {}
         # A rename shows the old name: the log's earlier events still use it.
-        renamed = group_id is not None and group.name != name
-        changes = {name: {"name": [group.name, name]}} if renamed else None
-        group.name, group.description = name, description
+        if group_id is not None and group.name != name:
+            changes["name"] = [group.name, name]
+        if address != group.email:
+            if address is not None:
+                domain = address.partition("@")[2]
+                domain_id = db.scalar(select(MailDomain.id).where(MailDomain.domain == domain))
+                if domain_id is None:
+                    raise MissingDomain(domain)
+                claim_address(db, address, domain_id, GROUP)
+            if group.email is not None:
+                release_addresses(db, [group.email], GROUP)
+            if group_id is not None:
+                changes["address"] = [group.email, address]
+        group.name, group.description, group.email = name, description, address
         db.add(group)
         try:
             db.flush()
         except IntegrityError:
             raise InvalidInput(f"A group called {name} already exists.", "name") from None
-        audit.record(db, "group.create" if group_id is None else "group.update", [name], changes)
+        audit.record(
+            db, "group.create" if group_id is None else "group.update", [name], {name: changes} if changes else None
+        )
     return group
 
 
 def delete_group(group_id: int) -> None:
-    """Remove a group and its memberships (the accounts stay)."""
+    """Remove a group and its memberships (the accounts stay); its address bounces from now on."""
     with transaction() as db:
-        name = db.scalar(select(MailGroup.name).where(MailGroup.id == group_id))
+        name, email = db.execute(select(MailGroup.name, MailGroup.email).where(MailGroup.id == group_id)).one_or_none() or (None, None)
         db.execute(delete(MailGroupMember).where(MailGroupMember.group_id == group_id))
         db.execute(delete(MailGroup).where(MailGroup.id == group_id))
+        if email is not None:
+            release_addresses(db, [email], GROUP)
         audit.record(db, "group.delete", [name] if name is not None else [])
 
 

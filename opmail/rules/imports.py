@@ -17,10 +17,13 @@ from .. import audit
 from ..account_csv import MAX_ROWS, CsvProblem, read_accounts_csv
 from ..addresses import InvalidInput, display_domain, normalize_address
 from ..db import get_session
-from ..models import MailAccount, MailDomain
+from ..models import MailAccount, MailAddress, MailDomain
 from ..passwords import to_dovecot_hash
 from .core import (
+    ACCOUNT,
+    AddressTaken,
     MissingDomain,
+    address_holders,
     check_display_name,
     check_password_or_hash,
     hash_new_password,
@@ -129,12 +132,20 @@ def _check_import_addresses(rows: list[ImportRow]) -> None:
             select(MailAccount.email, MailAccount.deleted_at).where(MailAccount.email.in_(chunk))
         )
     }
+    holders = {
+        address: holder
+        for chunk in _chunks(list(first_row))
+        for address, holder in address_holders(db, chunk).items()
+        if holder != ACCOUNT
+    }
     for row in rows:
         if row.email is None or first_row[row.email] != row.row:
             continue
         domain = row.email.partition("@")[2]
         if domain not in known_domains:
             row.add_problem("email", MissingDomain(domain).message)
+        elif row.email in holders:
+            row.add_problem("email", AddressTaken(row.email, holders[row.email]).message)
         elif row.email in taken:
             row.add_problem(
                 "email",
@@ -192,6 +203,12 @@ def import_accounts(check: ImportCheck, progress: Callable[[int], None] = lambda
         ]
         try:
             for chunk in _chunks(values):
+                # The claims first: an alias or group that took one of these addresses since the
+                # check stops the file here, as another account would at the next INSERT.
+                db.execute(
+                    insert(MailAddress),
+                    [{"address": v["email"], "domain_id": v["domain_id"], "kind": ACCOUNT} for v in chunk],
+                )
                 db.execute(insert(MailAccount), chunk)
         except IntegrityError:
             # Someone added one of these addresses since the check: the whole file stays out.

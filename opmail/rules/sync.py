@@ -15,9 +15,9 @@ from sqlalchemy.exc import IntegrityError
 
 from ..addresses import InvalidInput, normalize_address, normalize_domain
 from ..db import get_engine
-from ..models import MailAccount, MailDomain, SyncEvent, utcnow
+from ..models import MailAccount, MailAddress, MailDomain, SyncEvent, utcnow
 from ..passwords import to_dovecot_hash
-from .core import check_password_or_hash, check_quota, hash_new_password
+from .core import ACCOUNT, AddressTaken, check_password_or_hash, check_quota, hash_new_password
 
 SYNC_ACTIONS = ("create", "delete", "password")
 SYNC_OUTCOMES = ("created", "updated", "revived", "deleted", "password", "noop")
@@ -89,10 +89,12 @@ def check_sync_call(body: object) -> SyncCall:
 # few round trips as the rules allow: they are most of a call's cost (bench/README.md, "Webhook").
 _ACCOUNTS = MailAccount.__table__
 _DOMAINS = MailDomain.__table__
-# Both ids in one round trip (None where there is none yet).
+_ADDRESSES = MailAddress.__table__
+# Both ids and what holds the address, in one round trip (None where there is none yet).
 _IDS = select(
     select(_ACCOUNTS.c.id).where(_ACCOUNTS.c.email == bindparam("email")).scalar_subquery().label("account"),
     select(_DOMAINS.c.id).where(_DOMAINS.c.domain == bindparam("domain")).scalar_subquery().label("domain"),
+    select(_ADDRESSES.c.kind).where(_ADDRESSES.c.address == bindparam("email")).scalar_subquery().label("holder"),
 )
 _LOCKED_BY_ID = (
     select(_ACCOUNTS.c.id, _ACCOUNTS.c.deleted_at).where(_ACCOUNTS.c.id == bindparam("account_id")).with_for_update()
@@ -103,6 +105,7 @@ _UPDATE_LIVE_BY_EMAIL = update(_ACCOUNTS).where(
     _ACCOUNTS.c.email == bindparam("address"), _ACCOUNTS.c.deleted_at.is_(None)
 )
 _INSERT_ACCOUNT = insert(_ACCOUNTS)
+_INSERT_CLAIM = insert(_ADDRESSES)
 _INSERT_DOMAIN = insert(_DOMAINS)
 _INSERT_EVENT = insert(SyncEvent.__table__)
 
@@ -151,6 +154,8 @@ def sync_create(email: str, password_hash: str, quota_mb: int, remote_addr: str 
             "updated_at": now,
         }
         ids = connection.execute(_IDS, {"email": email, "domain": domain}).one()
+        if ids.holder not in (None, ACCOUNT):
+            raise InvalidSyncCall({"email": [AddressTaken(email, ids.holder).message]})
         # Found first, then locked by primary key: a locking read of an absent address takes a gap
         # lock on MariaDB, and two creates that both hold one deadlock as soon as both insert.
         if ids.account is not None:
@@ -163,6 +168,9 @@ def sync_create(email: str, password_hash: str, quota_mb: int, remote_addr: str 
             domain_id = connection.execute(
                 _INSERT_DOMAIN, {"domain": domain, "created_at": now, "updated_at": now}
             ).inserted_primary_key[0]
+        # The claim before the account: an alias or group that took the address meanwhile makes it
+        # fail, and the next attempt answers with what holds it.
+        connection.execute(_INSERT_CLAIM, {"address": email, "domain_id": domain_id, "kind": ACCOUNT})
         connection.execute(_INSERT_ACCOUNT, {"email": email, "domain_id": domain_id, "created_at": now, **values})
         return "created"
 
