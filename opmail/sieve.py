@@ -1,7 +1,7 @@
 """The Sieve script of an autoresponder, as Dovecot's Pigeonhole runs it at delivery.
 
 Base layer: text in, text out. The rules store the script in ``mail_sieve_scripts``, where
-Pigeonhole reads it through its SQL dict (see ``opmail/mailserver.py``).
+Pigeonhole reads it through its SQL dict (the ``mail-config`` files of ``opmail/dovecot.py``).
 """
 
 from __future__ import annotations
