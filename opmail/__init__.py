@@ -16,7 +16,6 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from dotenv import load_dotenv
 from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_sqlalchemy import SQLAlchemy
@@ -156,8 +155,16 @@ class _HttpsAwareSessionInterface(SecureCookieSessionInterface):
 def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | None = None) -> Flask:
     """The standalone opmail site: SQLite in ``instance/`` unless ``DATABASE_URL`` says otherwise.
 
-    ``config`` overrides the environment (tests pass one); ``instance_path`` moves ``instance/``.
+    Settings come from the environment and ``.env``; ``config`` overrides both (tests pass one);
+    ``instance_path`` moves ``instance/``. Needs the ``standalone`` extra (a host site embedding
+    ``OpMail`` does not).
     """
+    try:
+        from dotenv import load_dotenv
+    except ImportError:
+        raise ConfigError(
+            "The standalone site reads .env with python-dotenv: pip install 'opmail[standalone]'."
+        ) from None
     # Static files come from the "opmail" blueprint, the same URL standalone and embedded.
     app = Flask(
         __name__, instance_path=instance_path, instance_relative_config=True, static_folder=None
