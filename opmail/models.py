@@ -4,6 +4,10 @@ The metadata carries ``bind_key = "opmail"``: Flask-SQLAlchemy routes every quer
 ``SQLALCHEMY_BINDS["opmail"]``, whether the session belongs to opmail's standalone ``db`` or to a host
 application's. Table and column names follow the product's Laravel migrations so an existing
 Opterius Mail database and its Dovecot/Postfix queries keep working.
+
+A new database is made from these models; every change to them also needs a revision in
+``opmail/migrations/versions/`` for the databases that exist (docs/migrations.md), and
+tests/test_migrations.py checks that the two agree.
 """
 
 from __future__ import annotations
@@ -214,7 +218,7 @@ class MailQuotaUsage(Base):
                 (
                     "after_create",
                     DDL(
-                        "CREATE TRIGGER IF NOT EXISTS mail_quota_usage_stamp "
+                        "CREATE TRIGGER mail_quota_usage_stamp "
                         "AFTER UPDATE OF bytes, messages ON mail_quota_usage "
                         "WHEN NEW.updated_at IS OLD.updated_at BEGIN "
                         "UPDATE mail_quota_usage SET updated_at = CURRENT_TIMESTAMP "
@@ -239,11 +243,10 @@ class MailQuotaUsage(Base):
 # usage row (a deleted address added again) picks the figure up on insert. MariaDB cannot update the
 # table a trigger fires on, hence BEFORE INSERT … SET NEW there; SQLite cannot assign NEW, hence an
 # AFTER INSERT update. Triggers run with their creator's rights: Dovecot's user needs no new grant.
-# IF NOT EXISTS: create_all runs these every time, so `init-db` also adds them to an older database.
 _COPY_USAGE = "UPDATE mail_accounts SET used_bytes = {} WHERE email = {}"
 _USAGE_OF_NEW = "COALESCE((SELECT bytes FROM mail_quota_usage WHERE email = NEW.email), 0)"
-_ON_USAGE = "CREATE TRIGGER IF NOT EXISTS mail_quota_usage_copy_{} AFTER {} ON mail_quota_usage"
-_ON_ACCOUNT = "CREATE TRIGGER IF NOT EXISTS mail_accounts_usage_on_insert {} INSERT ON mail_accounts"
+_ON_USAGE = "CREATE TRIGGER mail_quota_usage_copy_{} AFTER {} ON mail_quota_usage"
+_ON_ACCOUNT = "CREATE TRIGGER mail_accounts_usage_on_insert {} INSERT ON mail_accounts"
 _USAGE_TRIGGERS = {
     ("mysql", "mariadb"): [
         f"{_ON_USAGE.format('insert', 'INSERT')} FOR EACH ROW {_COPY_USAGE.format('NEW.bytes', 'NEW.email')}",
