@@ -1,4 +1,4 @@
-"""spec/bad-input.md end to end, one table per section, through the faces a user has.
+"""docs/bad-input.md end to end, one table per section, through the faces a user has.
 
 Each row goes through the real endpoints (admin forms, also as htmx, the bulk action form, the delete
 dialogs, the alias / autoresponder / group forms, the search box, the webhook) on SQLite and MariaDB,
@@ -475,7 +475,7 @@ BAD_HASHES = [
     ("bcrypt ident only", "$2y$12$"),
     ("bcrypt cost 03", "$2y$03$" + PANEL_HASH[7:]),
     ("bcrypt cost 16", "$2y$16$" + PANEL_HASH[7:]),
-    ("bcrypt cost 31", "$2y$31$" + PANEL_HASH[7:]),  # sync-webhook.md allows 31; bad-input.md says 4-15
+    ("bcrypt cost 31", "$2y$31$" + PANEL_HASH[7:]),  # the contract: cost 4-15 (docs/sync-webhook.md)
     ("bcrypt under another scheme", "{SHA512-CRYPT}" + PANEL_HASH),
     ("truncated SHA512-CRYPT", SHA512_HASH[:-5]),
     ("SHA512-CRYPT 999 rounds", SHA512_HASH.replace("$6$", "$6$rounds=999$", 1)),
@@ -492,7 +492,7 @@ def test_malformed_or_unsupported_hash_is_422_and_never_echoed(app, admin, jane,
 
 def test_a_bare_des_crypt_is_a_plaintext_password(app, admin, jane):
     """Deliberate: without its {CRYPT} prefix a DES crypt is 13 ordinary characters, and the contract
-    takes any other string as a plaintext password (sync-webhook.md); it is hashed, not stored as is."""
+    takes any other string as a plaintext password (docs/sync-webhook.md); it is hashed, not stored as is."""
     response = sync_call(app.test_client(), {"action": "password", "email": "jane@example.com", "password": "abJnggxhB/yWI"})
     assert response.status_code == 200
     stored = snapshot(app)["mail_accounts"][0]

@@ -1,4 +1,4 @@
-"""The Panel sync webhook, table-driven over its contract (spec/sync-webhook.md, spec/bad-input.md)."""
+"""The Panel sync webhook, table-driven over its contract (docs/sync-webhook.md, docs/bad-input.md)."""
 
 from __future__ import annotations
 
