@@ -196,7 +196,7 @@ class Bench:
                 return "; ".join(row[-1] for row in cursor.fetchall())
             cursor.execute(f"EXPLAIN {statement}", parameters)
             names = [column[0] for column in cursor.description]
-            steps = [dict(zip(names, row)) for row in cursor.fetchall()]
+            steps = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
             return "; ".join(
                 f"{step['table']}: {step['type']} {step['key'] or '-'} ~{step['rows']} rows"
                 + (f" ({step['Extra']})" if step["Extra"] else "")

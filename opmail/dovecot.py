@@ -25,7 +25,7 @@ DEFAULT_UID = DEFAULT_GID = 5000  # the customary "vmail" owner of every Maildir
 SQL_FILE = "dovecot-sql.conf.ext"
 DICT_FILE = "dovecot-dict-quota.conf.ext"
 SNIPPET = "conf.d/11-opmail.conf"
-HIDDEN_PASSWORD = "<password>"
+HIDDEN_PASSWORD = "<password>"  # noqa: S105 what the page shows instead of it
 USAGE_BATCH = 500
 
 # Dovecot's SQL driver for each SQLAlchemy dialect, and how that driver glues strings together.

@@ -11,7 +11,15 @@ from opmail import accounts
 from opmail.db import get_engine
 from opmail.models import MailAccount
 from opmail.passwords import verify_password
-from tests.helpers import SYNC_SECRET, add_account, add_domain, opened_version, rows, snapshot, sync_call
+from tests.helpers import (
+    SYNC_SECRET,
+    add_account,
+    add_domain,
+    opened_version,
+    rows,
+    snapshot,
+    sync_call,
+)
 
 PANEL_PASSWORD = "set by the panel"
 STALE = "This account was changed by someone else ({}) since you opened this page. Reload to see the current values."

@@ -13,8 +13,8 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 from flask import url_for
@@ -24,7 +24,15 @@ from opmail.db import get_session
 from opmail.models import MailAutoresponder, MailDomain, MailGroup, SyncEvent
 from tests.browser import save_screenshot
 from tests.conftest import ADMIN_PASSWORD, AdminClient, csrf_from, log_in
-from tests.helpers import SYNC_SECRET, SYNC_URL, add_account, add_domain, opened_version, snapshot, sync_call
+from tests.helpers import (
+    SYNC_SECRET,
+    SYNC_URL,
+    add_account,
+    add_domain,
+    opened_version,
+    snapshot,
+    sync_call,
+)
 from tests.test_sync import PANEL_HASH, SHA512_HASH
 
 ACCOUNTS = "/admin/accounts/"
@@ -623,7 +631,7 @@ def get_urls(app, ids: dict[str, int]) -> list[str]:
             if "GET" not in rule.methods or rule.endpoint.endswith("static"):
                 continue
             view = rule.endpoint.partition(".")[0]
-            args = {name: "csv" for name in rule.arguments}
+            args = dict.fromkeys(rule.arguments, "csv")
             urls.append(url_for(rule.endpoint, **args, **({"id": ids[view]} if view in ids else {})))
     return sorted(urls)
 
@@ -644,9 +652,9 @@ def test_a_get_never_changes_state(app, admin, jane):
             "opmail_sync_log": db.query(SyncEvent.id).first()[0],
         }
     urls = get_urls(app, ids)
-    assert "/admin/accounts/delete/?id=%d" % jane in urls and "/api/sync/account" in urls
+    assert f"/admin/accounts/delete/?id={jane}" in urls and "/api/sync/account" in urls
     before = snapshot(app)
-    for url in urls + ["/admin/aliases/edit/?alias=sales@example.com", "/admin/autoresponders/new/?email=jane@example.com"]:
+    for url in [*urls, "/admin/aliases/edit/?alias=sales@example.com", "/admin/autoresponders/new/?email=jane@example.com"]:
         for htmx in (False, True):
             response = admin.get(url, htmx=htmx)
             assert response.status_code < 500, url

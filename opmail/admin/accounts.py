@@ -43,7 +43,6 @@ from .forms import (
     TwoFactorDisableForm,
 )
 
-
 # Plain passwords are hashed within the request (bcrypt cost 12 ≈ 0.25 s each): bigger files go
 # through ``flask opmail import-accounts``, which takes account_csv.MAX_ROWS.
 IMPORT_MAX_ROWS = 1_000

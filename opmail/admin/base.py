@@ -17,7 +17,7 @@ from ..htmx import is_htmx, redirect_client
 from ..models import MAX_ID
 from .forms import AdminPasswordForm
 
-WRONG_PASSWORD_NOTHING_DELETED = "Wrong admin password: nothing was deleted."
+WRONG_PASSWORD_NOTHING_DELETED = "Wrong admin password: nothing was deleted."  # noqa: S105 a message
 
 
 def check_csrf() -> None:

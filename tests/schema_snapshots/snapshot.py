@@ -11,10 +11,12 @@ SQL statements separated by blank lines, which tests/test_migrations.py loads an
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
 import sys
+import tarfile
 import tempfile
 import uuid
 from pathlib import Path
@@ -37,14 +39,15 @@ sys.exit(result.exit_code)
 def run_init_db(commits: list[str], url: str, workdir: str) -> None:
     for commit in commits:
         source = Path(workdir, commit)
-        source.mkdir()
-        subprocess.run(
-            f"git -C {ROOT} archive {commit} opmail | tar -x -C {source}", shell=True, check=True
-        )
-        # Without the package installed (or with it installed from the working tree), the old
-        # commit's own opmail must come first on the path.
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", commit, "opmail"], capture_output=True, check=True
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(source, filter="data")
+        # The old commit's own opmail first on the path, whatever the venv has installed.
         env = {**os.environ, "PYTHONPATH": str(source)}
-        ran = subprocess.run([sys.executable, "-c", INIT_DB, url, f"{workdir}/instance"], cwd=source, env=env)
+        command = [sys.executable, "-c", INIT_DB, url, f"{workdir}/instance"]
+        ran = subprocess.run(command, cwd=source, env=env, check=False)
         if ran.returncode:
             # Kept as that release left it: an operator moved on to the next release.
             print(f"init-db of {commit} failed on {url.split(':')[0]}", file=sys.stderr)

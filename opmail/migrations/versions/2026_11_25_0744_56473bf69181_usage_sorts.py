@@ -41,7 +41,7 @@ TRIGGERS = {
         f"{COPY.format('NEW.bytes', 'NEW.email')}; END",
         "mail_quota_usage_copy_delete": f"{ON_USAGE.format('delete', 'DELETE')} BEGIN "
         f"{COPY.format('0', 'OLD.email')}; END",
-        "mail_accounts_usage_on_insert": f"{ON_ACCOUNT.format('AFTER')} BEGIN "
+        "mail_accounts_usage_on_insert": f"{ON_ACCOUNT.format('AFTER')} BEGIN "  # noqa: S608
         f"UPDATE mail_accounts SET used_bytes = {USAGE_OF_NEW} WHERE id = NEW.id; END",
     },
 }
