@@ -6,10 +6,13 @@ meets opmail's revisions. How to add one: docs/migrations.md.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect
 
 from ..models import Base
@@ -27,6 +30,12 @@ def alembic_config(connection: Connection) -> Config:
     return config
 
 
+@functools.cache
+def script_directory() -> ScriptDirectory:
+    """The revisions, read once per process."""
+    return ScriptDirectory(str(SCRIPT_LOCATION))
+
+
 def upgrade(connection: Connection) -> list[str]:
     """Bring opmail's tables on ``connection`` to the newest revision; return each change, in order.
 
@@ -36,10 +45,13 @@ def upgrade(connection: Connection) -> list[str]:
     and the early ones (written for exactly that) add only what that release lacked.
     """
     tables = set(inspect(connection).get_table_names())
-    config = alembic_config(connection)
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
     if VERSION_TABLE not in tables and not tables & set(Base.metadata.tables):
         Base.metadata.create_all(connection)
-        command.stamp(config, "head")
+        context.stamp(script_directory(), "head")
         return [f"Created table {table.name}" for table in Base.metadata.sorted_tables]
+    if set(context.get_current_heads()) == set(script_directory().get_heads()):
+        return []
+    config = alembic_config(connection)
     command.upgrade(config, "head")
     return config.attributes["changes"]
