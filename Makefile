@@ -48,7 +48,7 @@ lock: $(VENV)/.created
 
 # A draft revision (opmail/migrations/versions/) for what models.py has and the revisions do not
 # make yet: `make migration m="admins: last_password_change"`. See docs/migrations.md.
-migration: $(VENV)/.installed-test
+migration: $(VENV)/.installed-app
 	rm -f $(VENV)/migration-draft.db
 	$(BIN)/alembic -x url=sqlite:///$(VENV)/migration-draft.db upgrade head
 	$(BIN)/alembic -x url=sqlite:///$(VENV)/migration-draft.db revision --autogenerate -m "$(m)"

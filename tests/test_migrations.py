@@ -308,6 +308,22 @@ def test_an_upgraded_database_logs_in_sorts_by_usage_and_follows_dovecot(empty_u
     assert stamped is not None  # the database stamps what Dovecot writes, also in an old table
 
 
+def test_a_database_a_newer_opmail_upgraded_is_refused_in_one_line(empty_url, engine, tmp_path):
+    """Going back to an older opmail after an upgrade: init-db says so and changes nothing."""
+    load(engine, "11_versioned")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"UPDATE {VERSION_TABLE} SET version_num = 'f00dfeed0001'")
+
+    result = make_app(empty_url, tmp_path).test_cli_runner().invoke(args=["opmail", "init-db"])
+
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: The database is at revision f00dfeed0001, which this opmail does not have: a newer "
+        "opmail upgraded it. Install that release or a later one.\n"
+    )
+    assert version(engine) == ["f00dfeed0001"]
+
+
 def test_a_hosts_own_alembic_and_tables_are_left_alone(empty_url, engine, tmp_path):
     """A host site keeping its tables (and its Alembic's alembic_version) in the mail database."""
     with engine.begin() as connection:

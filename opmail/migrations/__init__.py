@@ -30,6 +30,10 @@ def alembic_config(connection: Connection) -> Config:
     return config
 
 
+class UnknownRevision(RuntimeError):
+    """The database is at a revision this opmail does not have: a newer opmail upgraded it."""
+
+
 @functools.cache
 def script_directory() -> ScriptDirectory:
     """The revisions, read once per process."""
@@ -50,8 +54,15 @@ def upgrade(connection: Connection) -> list[str]:
         Base.metadata.create_all(connection)
         context.stamp(script_directory(), "head")
         return [f"Created table {table.name}" for table in Base.metadata.sorted_tables]
-    if set(context.get_current_heads()) == set(script_directory().get_heads()):
+    current = set(context.get_current_heads())
+    if current == set(script_directory().get_heads()):
         return []
+    known = {script.revision for script in script_directory().walk_revisions()}
+    if current - known:
+        raise UnknownRevision(
+            f"The database is at revision {', '.join(sorted(current - known))}, which this opmail "
+            "does not have: a newer opmail upgraded it. Install that release or a later one."
+        )
     config = alembic_config(connection)
     command.upgrade(config, "head")
     return config.attributes["changes"]
