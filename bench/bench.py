@@ -31,10 +31,10 @@ import sqlalchemy as sa
 
 from bench import webhook
 from opmail import create_app, demo
-from opmail.rules.domains import create_domain
 from opmail.auth import set_admin_password
 from opmail.db import create_schema, get_engine
 from opmail.models import MailAccount, MailDomain
+from opmail.rules.domains import create_domain
 
 HERE = Path(__file__).resolve().parent
 ADMIN_PASSWORD = "bench admin password"
@@ -197,7 +197,7 @@ class Bench:
                 return "; ".join(row[-1] for row in cursor.fetchall())
             cursor.execute(f"EXPLAIN {statement}", parameters)
             names = [column[0] for column in cursor.description]
-            steps = [dict(zip(names, row)) for row in cursor.fetchall()]
+            steps = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
             return "; ".join(
                 f"{step['table']}: {step['type']} {step['key'] or '-'} ~{step['rows']} rows"
                 + (f" ({step['Extra']})" if step["Extra"] else "")

@@ -6,6 +6,7 @@ what a Flask app on this server and database cannot beat, measured beside the we
 
 from __future__ import annotations
 
+import functools
 import os
 
 import pymysql
@@ -15,17 +16,19 @@ from flask import Flask, jsonify, request
 TABLE = "bench_floor"
 _url = sa.make_url(os.environ["BENCH_FLOOR_MYSQL_URL"])
 app = Flask(__name__)
-_connection: pymysql.Connection | None = None  # one per worker process, kept open like a pool's
+
+
+@functools.cache
+def _connection() -> pymysql.Connection:
+    """One per worker process, kept open like a pool's."""
+    return pymysql.connect(
+        host=_url.host, port=_url.port or 3306, user=_url.username, password=_url.password or "",
+        database=_url.database, charset="utf8mb4", autocommit=True,
+    )
 
 
 def _cursor():
-    global _connection
-    if _connection is None:
-        _connection = pymysql.connect(
-            host=_url.host, port=_url.port or 3306, user=_url.username, password=_url.password or "",
-            database=_url.database, charset="utf8mb4", autocommit=True,
-        )
-    return _connection.cursor()
+    return _connection().cursor()
 
 
 @app.post("/api/sync/account")

@@ -57,7 +57,9 @@ def gunicorn(app: str, env: dict[str, str]):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"gunicorn {app} did not start: {server.stderr.read().decode()[-2000:]}")
+                    raise RuntimeError(
+                        f"gunicorn {app} did not start: {server.stderr.read().decode()[-2000:]}"
+                    ) from None
                 time.sleep(0.2)
         time.sleep(1)  # both workers up, not only the arbiter's socket
         yield f"http://127.0.0.1:{port}", server.pid
@@ -73,8 +75,9 @@ def _children(pid: int) -> list[int]:
 
 def _mariadbd() -> list[int]:
     """The local MariaDB server's pid, when it runs on this machine (else its CPU is not counted)."""
-    found = subprocess.run(["pgrep", "-x", "mariadbd"], capture_output=True, text=True).stdout.split()
-    return [int(pid) for pid in found]
+    # pgrep exits 1 when there is none: no server to count.
+    found = subprocess.run(["pgrep", "-x", "mariadbd"], capture_output=True, text=True, check=False)
+    return [int(pid) for pid in found.stdout.split()]
 
 
 def _cpu_seconds(pids: list[int]) -> float:

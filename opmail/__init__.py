@@ -13,10 +13,10 @@ Embedded in an existing Flask site (its Flask-SQLAlchemy, Flask-Admin and login)
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from dotenv import load_dotenv
 from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_sqlalchemy import SQLAlchemy
@@ -156,8 +156,16 @@ class _HttpsAwareSessionInterface(SecureCookieSessionInterface):
 def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | None = None) -> Flask:
     """The standalone opmail site: SQLite in ``instance/`` unless ``DATABASE_URL`` says otherwise.
 
-    ``config`` overrides the environment (tests pass one); ``instance_path`` moves ``instance/``.
+    Settings come from the environment and ``.env``; ``config`` overrides both (tests pass one);
+    ``instance_path`` moves ``instance/``. Needs the ``standalone`` extra (a host site embedding
+    ``OpMail`` does not).
     """
+    try:
+        from dotenv import load_dotenv
+    except ImportError:
+        raise ConfigError(
+            "The standalone site reads .env with python-dotenv: pip install 'opmail[standalone]'."
+        ) from None
     # Static files come from the "opmail" blueprint, the same URL standalone and embedded.
     app = Flask(
         __name__, instance_path=instance_path, instance_relative_config=True, static_folder=None

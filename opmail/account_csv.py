@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
 
 IMPORT_COLUMNS = ("email", "password", "quota_mb", "display_name", "status")
 REQUIRED_COLUMNS = ("email", "password")
@@ -110,7 +110,7 @@ def _read_rows(text: str, max_rows: int, table: CsvTable) -> None:
             table.problems.append(
                 CsvProblem(number, None, f"Too few columns: {_cells(cells)} for {len(header)} columns.")
             )
-        table.records.append((number, dict(zip(header, cells))))
+        table.records.append((number, dict(zip(header, cells, strict=False))))
     if not table.records and not table.problems:
         table.problems.append(CsvProblem(None, None, "The file has a header but no accounts."))
 

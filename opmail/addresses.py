@@ -1,6 +1,6 @@
 """Address and domain validation: one function each, used by forms, bulk fields, search and webhook.
 
-Rules follow ``spec/bad-input.md``: Dovecot's default login characters in the local part, hostname
+Rules follow ``docs/bad-input.md``: Dovecot's default login characters in the local part, hostname
 rules for the domain, IDNA stored as ``xn--`` and shown in Unicode, everything lower-case.
 """
 

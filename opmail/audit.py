@@ -8,8 +8,8 @@ webhook, whose calls ``sync_events`` already logs, ``record`` writes nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Iterable, Iterator
 
 from flask import g
 from sqlalchemy.orm import Session

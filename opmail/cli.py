@@ -18,6 +18,7 @@ from .addresses import InvalidInput
 from .auth import create_first_admin, set_admin_password, unlock_admin
 from .db import create_schema
 from .errors import DATABASE_AWAY
+from .migrations import UnknownRevision
 from .passwords import hash_password
 from .rules import imports
 
@@ -63,7 +64,11 @@ def opmail_cli() -> None:
 @with_appcontext
 def init_db() -> None:
     """Create the opmail tables, or bring an older opmail's up to date (safe to run again)."""
-    for change in create_schema():
+    try:
+        changes = create_schema()
+    except UnknownRevision as error:
+        raise click.ClickException(str(error)) from None
+    for change in changes:
         click.echo(change)
     click.echo("Schema ready.")
 

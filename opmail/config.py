@@ -6,8 +6,9 @@ import ipaddress
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .passwords import DEFAULT_BCRYPT_ROUNDS, SCHEMES
 

@@ -9,8 +9,8 @@ so a second run never mixes with or duplicates the first.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from sqlalchemy import func, insert, select
 
@@ -81,7 +81,8 @@ def seed_demo(
             ).all()
         )
     domain_ids = [ids[name] for name in names]
-    chance = random.Random(accounts)  # same data for the same size: benchmark runs compare
+    # Seeded, not secret: the same data for the same size, so benchmark runs compare.
+    chance = random.Random(accounts)  # noqa: S311
     quotas = (0, 1024, 2048, 5120, 10240)
     for start in range(0, accounts, BATCH):
         account_rows, usage_rows = [], []

@@ -72,7 +72,7 @@ POSTFIX_LOOKUPS = {
 }
 POSTFIX_MAIN = "postfix/opmail/main.cf"
 POSTFIX_MASTER = "postfix/opmail/master.cf"
-HIDDEN_PASSWORD = "<password>"
+HIDDEN_PASSWORD = "<password>"  # noqa: S105 what the page shows instead of it
 USAGE_BATCH = 500
 
 # Dovecot's SQL driver for each SQLAlchemy dialect, and how that driver glues strings together.

@@ -4,11 +4,15 @@ The metadata carries ``bind_key = "opmail"``: Flask-SQLAlchemy routes every quer
 ``SQLALCHEMY_BINDS["opmail"]``, whether the session belongs to opmail's standalone ``db`` or to a host
 application's. Table and column names follow the product's Laravel migrations so an existing
 Opterius Mail database and its Dovecot/Postfix queries keep working.
+
+A new database is made from these models; every change to them also needs a revision in
+``opmail/migrations/versions/`` for the databases that exist (docs/migrations.md), and
+tests/test_migrations.py checks that the two agree.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     DDL,
@@ -53,7 +57,7 @@ MYSQL_TABLE_ARGS = {
 
 def utcnow() -> datetime:
     """Naive UTC now: DATETIME columns on both backends hold UTC."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):
@@ -160,7 +164,7 @@ class MailGroup(Timestamps, Base):
     """A distribution list: mail to ``email`` reaches every member (Postfix's virtual_alias_maps)."""
 
     __tablename__ = "mail_groups"
-    # A unique index, not a constraint: init-db adds indexes to an older table, constraints it cannot.
+    # A unique index, not a constraint: SQLite can add an index to an existing table, not a constraint.
     __table_args__ = (Index("ix_mail_groups_email", "email", unique=True), MYSQL_TABLE_ARGS)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -263,7 +267,7 @@ class MailQuotaUsage(Base):
                 (
                     "after_create",
                     DDL(
-                        "CREATE TRIGGER IF NOT EXISTS mail_quota_usage_stamp "
+                        "CREATE TRIGGER mail_quota_usage_stamp "
                         "AFTER UPDATE OF bytes, messages ON mail_quota_usage "
                         "WHEN NEW.updated_at IS OLD.updated_at BEGIN "
                         "UPDATE mail_quota_usage SET updated_at = CURRENT_TIMESTAMP "
@@ -288,11 +292,10 @@ class MailQuotaUsage(Base):
 # usage row (a deleted address added again) picks the figure up on insert. MariaDB cannot update the
 # table a trigger fires on, hence BEFORE INSERT … SET NEW there; SQLite cannot assign NEW, hence an
 # AFTER INSERT update. Triggers run with their creator's rights: Dovecot's user needs no new grant.
-# IF NOT EXISTS: create_all runs these every time, so `init-db` also adds them to an older database.
 _COPY_USAGE = "UPDATE mail_accounts SET used_bytes = {} WHERE email = {}"
 _USAGE_OF_NEW = "COALESCE((SELECT bytes FROM mail_quota_usage WHERE email = NEW.email), 0)"
-_ON_USAGE = "CREATE TRIGGER IF NOT EXISTS mail_quota_usage_copy_{} AFTER {} ON mail_quota_usage"
-_ON_ACCOUNT = "CREATE TRIGGER IF NOT EXISTS mail_accounts_usage_on_insert {} INSERT ON mail_accounts"
+_ON_USAGE = "CREATE TRIGGER mail_quota_usage_copy_{} AFTER {} ON mail_quota_usage"
+_ON_ACCOUNT = "CREATE TRIGGER mail_accounts_usage_on_insert {} INSERT ON mail_accounts"
 _USAGE_TRIGGERS = {
     ("mysql", "mariadb"): [
         f"{_ON_USAGE.format('insert', 'INSERT')} FOR EACH ROW {_COPY_USAGE.format('NEW.bytes', 'NEW.email')}",
@@ -304,7 +307,7 @@ _USAGE_TRIGGERS = {
         f"{_ON_USAGE.format('insert', 'INSERT')} BEGIN {_COPY_USAGE.format('NEW.bytes', 'NEW.email')}; END",
         f"{_ON_USAGE.format('update', 'UPDATE OF bytes')} BEGIN {_COPY_USAGE.format('NEW.bytes', 'NEW.email')}; END",
         f"{_ON_USAGE.format('delete', 'DELETE')} BEGIN {_COPY_USAGE.format('0', 'OLD.email')}; END",
-        f"{_ON_ACCOUNT.format('AFTER')} BEGIN "
+        f"{_ON_ACCOUNT.format('AFTER')} BEGIN "  # noqa: S608 (constants, no input)
         f"UPDATE mail_accounts SET used_bytes = {_USAGE_OF_NEW} WHERE id = NEW.id; END",
     ],
 }

@@ -13,8 +13,8 @@ import base64
 import hashlib
 import ipaddress
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from flask import Flask, Response, abort, current_app, g, request
 from flask_limiter import Limiter

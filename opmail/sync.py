@@ -1,4 +1,4 @@
-"""The Panel agent's webhook, ``POST /api/sync/account`` (the contract: spec/sync-webhook.md).
+"""The Panel agent's webhook, ``POST /api/sync/account`` (the contract: docs/sync-webhook.md).
 
 The URL is the blueprint's prefix, so a host moves it with ``OPMAIL_SYNC_URL``.
 

@@ -288,7 +288,7 @@ class MailServer:
 
     def doveadm(self, *args: str) -> str:
         result = subprocess.run(
-            ["doveadm", "-c", str(self.conf), *args], capture_output=True, text=True, timeout=30
+            ["doveadm", "-c", str(self.conf), *args], capture_output=True, text=True, timeout=30, check=False
         )
         assert result.returncode == 0, result.stderr
         return result.stdout
@@ -297,7 +297,7 @@ class MailServer:
         """STORAGE in use as ``doveadm quota get`` reports it (KB)."""
         output = self.doveadm("-f", "tab", "quota", "get", "-u", address)
         header, *rows = [line.split("\t") for line in output.strip().splitlines()]
-        [storage] = [dict(zip(header, row)) for row in rows if dict(zip(header, row))["Type"] == "STORAGE"]
+        [storage] = [fields for row in rows if (fields := dict(zip(header, row, strict=True)))["Type"] == "STORAGE"]
         return int(storage["Value"])
 
     def deliver_with_lda(self, address: str, message: bytes, sender: str = "someone@outside.test") -> None:
@@ -307,7 +307,7 @@ class MailServer:
         command = ["/usr/lib/dovecot/dovecot-lda", "-c", str(self.conf), "-o", "log_path=/dev/stderr"]
         result = subprocess.run(
             [*command, "-d", address, "-f", sender],
-            input=message, capture_output=True, timeout=30, user=nobody.pw_uid, group=nobody.pw_gid,
+            input=message, capture_output=True, timeout=30, user=nobody.pw_uid, group=nobody.pw_gid, check=False,
             extra_groups=[], cwd="/",
         )
         # Delivered, and nothing went wrong on the way (a dict it cannot reach is only logged).

@@ -73,7 +73,7 @@ def test_a_group_takes_a_free_address_and_frees_it_when_it_changes(example, admi
         [group_id] = [g.id for g in [groups.save_group(None, "Sales team", None, "deals@example.com")]]
         groups.save_group(group_id, "Sales team", None, "offers@example.com")
         aliases.create_alias("deals@example.com", "jane@example.com")  # free again
-        with pytest.raises(InvalidInput, match="offers@example.com is already a group's address"):
+        with pytest.raises(InvalidInput, match=r"offers@example\.com is already a group's address"):
             aliases.create_alias("offers@example.com", "jane@example.com")
         groups.delete_group(group_id)
         aliases.create_alias("offers@example.com", "jane@example.com")
@@ -123,11 +123,11 @@ def test_webhook_create_of_an_existing_account_still_updates_it(example, client)
 
 def test_csv_import_lists_alias_and_group_addresses_as_problems(example):
     data = (
-        "email,password\n"
-        "sales@example.com,a good password\n"
-        "team@example.com,a good password\n"
-        "new@example.com,a good password\n"
-    ).encode()
+        b"email,password\n"
+        b"sales@example.com,a good password\n"
+        b"team@example.com,a good password\n"
+        b"new@example.com,a good password\n"
+    )
     with example.app_context():
         check = imports.check_import(data)
     assert [(problem.row, problem.message) for problem in check.problems] == [
@@ -207,7 +207,8 @@ def test_init_db_claims_an_older_databases_addresses_and_names_clashes(app, runn
             connection.execute(
                 sa.insert(MailAlias), [{"domain_id": domain_id, "alias_email": "jane@example.com", "destination_email": "sales@example.com"}]
             )
-            connection.exec_driver_sql("DROP TABLE mail_addresses")
+            # Back to the release before the claims: its revision runs again on init-db.
+            connection.exec_driver_sql("UPDATE opmail_alembic_version SET version_num = '56473bf69181'")
     result = runner.invoke(args=["opmail", "init-db"])
     assert result.exit_code == 0, result.output
     assert "jane@example.com is an account and an alias: mail goes to the account." in result.output

@@ -16,9 +16,9 @@ from opmail.auth import PENDING_KEY
 from opmail.db import get_engine, get_session
 from opmail.models import Admin, AdminEvent
 from tests.conftest import ADMIN_PASSWORD, AdminClient, csrf_from, log_in, make_app
+from tests.helpers import rows, snapshot
 from tests.test_auth import admin_urls
 from tests.test_csrf import post_endpoints
-from tests.helpers import rows, snapshot
 
 CODE_STEP = "/admin/login/code"
 PAGE = "/admin/two-factor/"

@@ -7,11 +7,19 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from opmail.rules import accounts, core
 from opmail.db import get_engine
 from opmail.models import MailAccount
 from opmail.passwords import verify_password
-from tests.helpers import SYNC_SECRET, add_account, add_domain, opened_version, rows, snapshot, sync_call
+from opmail.rules import accounts, core
+from tests.helpers import (
+    SYNC_SECRET,
+    add_account,
+    add_domain,
+    opened_version,
+    rows,
+    snapshot,
+    sync_call,
+)
 
 PANEL_PASSWORD = "set by the panel"
 STALE = "This account was changed by someone else ({}) since you opened this page. Reload to see the current values."

@@ -9,7 +9,6 @@ import pytest
 import sqlalchemy as sa
 
 from opmail import queries
-from opmail.rules import accounts
 from opmail.db import get_session
 from opmail.models import (
     MailAccount,
@@ -22,6 +21,7 @@ from opmail.models import (
     utcnow,
 )
 from opmail.passwords import verify_password
+from opmail.rules import accounts
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import add_account, add_domain, opened_version, rows, snapshot
 
@@ -171,7 +171,10 @@ def test_sorting_on_every_column_including_usage(app, admin, three):
         db.add(MailQuotaUsage(email="bob@example.com", bytes=200 * 1024 * 1024, messages=1))  # ~10 %
         db.add(MailQuotaUsage(email="carol@other.org", bytes=1024, messages=1))  # unlimited
         db.commit()
-    order = lambda sort, d="": emails_on(admin.get(f"{LIST}?sort={sort}&dir={d}").text)
+
+    def order(sort, d=""):
+        return emails_on(admin.get(f"{LIST}?sort={sort}&dir={d}").text)
+
     assert order("email", "desc") == ["carol@other.org", "bob@example.com", "alice@example.com"]
     assert order("domain", "desc")[0] == "carol@other.org"
     assert order("quota") == ["carol@other.org", "alice@example.com", "bob@example.com"]

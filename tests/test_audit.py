@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import insert, select
 
 from opmail import audit
-from opmail.rules import accounts, aliases, autoresponders, groups
 from opmail.db import get_session
 from opmail.models import (
     AdminEvent,
@@ -24,8 +23,17 @@ from opmail.models import (
     MailGroupMember,
     UserTwoFactor,
 )
+from opmail.rules import accounts, aliases, autoresponders, groups
 from tests.conftest import ADMIN_PASSWORD
-from tests.helpers import SYNC_SECRET, add_account, add_domain, opened_version, rows, snapshot, sync_call
+from tests.helpers import (
+    SYNC_SECRET,
+    add_account,
+    add_domain,
+    opened_version,
+    rows,
+    snapshot,
+    sync_call,
+)
 from tests.test_query_counts import count_statements, fill
 
 EVENTS = select(AdminEvent.actor, AdminEvent.action, AdminEvent.targets, AdminEvent.changes).order_by(AdminEvent.id)
@@ -504,7 +512,7 @@ def test_each_dashboard_link_opens_the_log_filtered_on_it(app, admin, mail, colu
     card = admin.get("/admin/").text.partition('id="admin-actions"')[2]
     # The bulk quota row: admin, action, its first target.
     row = re.findall(r"<tr>(.*?)</tr>", card.partition("<tbody>")[2], re.S)[2]
-    links = dict(zip(("admin", "action", "target"), re.findall(r'<a href="([^"]+)">', row)))
+    links = dict(zip(("admin", "action", "target"), re.findall(r'<a href="([^"]+)">', row), strict=True))
     assert "+1 more" in row
     page = admin.get(html.unescape(links[column]))
     assert page.status_code == 200

@@ -1,4 +1,4 @@
-"""spec/bad-input.md end to end, one table per section, through the faces a user has.
+"""docs/bad-input.md end to end, one table per section, through the faces a user has.
 
 Each row goes through the real endpoints (admin forms, also as htmx, the bulk action form, the delete
 dialogs, the alias / autoresponder / group forms, the search box, the webhook) on SQLite and MariaDB,
@@ -13,8 +13,8 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 from flask import url_for
@@ -24,7 +24,15 @@ from opmail.db import get_session
 from opmail.models import MailAutoresponder, MailDomain, MailGroup, SyncEvent
 from tests.browser import save_screenshot
 from tests.conftest import ADMIN_PASSWORD, AdminClient, csrf_from, log_in
-from tests.helpers import SYNC_SECRET, SYNC_URL, add_account, add_domain, opened_version, snapshot, sync_call
+from tests.helpers import (
+    SYNC_SECRET,
+    SYNC_URL,
+    add_account,
+    add_domain,
+    opened_version,
+    snapshot,
+    sync_call,
+)
 from tests.test_sync import PANEL_HASH, SHA512_HASH
 
 ACCOUNTS = "/admin/accounts/"
@@ -475,7 +483,7 @@ BAD_HASHES = [
     ("bcrypt ident only", "$2y$12$"),
     ("bcrypt cost 03", "$2y$03$" + PANEL_HASH[7:]),
     ("bcrypt cost 16", "$2y$16$" + PANEL_HASH[7:]),
-    ("bcrypt cost 31", "$2y$31$" + PANEL_HASH[7:]),  # sync-webhook.md allows 31; bad-input.md says 4-15
+    ("bcrypt cost 31", "$2y$31$" + PANEL_HASH[7:]),  # the contract: cost 4-15 (docs/sync-webhook.md)
     ("bcrypt under another scheme", "{SHA512-CRYPT}" + PANEL_HASH),
     ("truncated SHA512-CRYPT", SHA512_HASH[:-5]),
     ("SHA512-CRYPT 999 rounds", SHA512_HASH.replace("$6$", "$6$rounds=999$", 1)),
@@ -492,7 +500,7 @@ def test_malformed_or_unsupported_hash_is_422_and_never_echoed(app, admin, jane,
 
 def test_a_bare_des_crypt_is_a_plaintext_password(app, admin, jane):
     """Deliberate: without its {CRYPT} prefix a DES crypt is 13 ordinary characters, and the contract
-    takes any other string as a plaintext password (sync-webhook.md); it is hashed, not stored as is."""
+    takes any other string as a plaintext password (docs/sync-webhook.md); it is hashed, not stored as is."""
     response = sync_call(app.test_client(), {"action": "password", "email": "jane@example.com", "password": "abJnggxhB/yWI"})
     assert response.status_code == 200
     stored = snapshot(app)["mail_accounts"][0]
@@ -623,7 +631,7 @@ def get_urls(app, ids: dict[str, int]) -> list[str]:
             if "GET" not in rule.methods or rule.endpoint.endswith("static"):
                 continue
             view = rule.endpoint.partition(".")[0]
-            args = {name: "csv" for name in rule.arguments}
+            args = dict.fromkeys(rule.arguments, "csv")
             urls.append(url_for(rule.endpoint, **args, **({"id": ids[view]} if view in ids else {})))
     return sorted(urls)
 
@@ -644,9 +652,9 @@ def test_a_get_never_changes_state(app, admin, jane):
             "opmail_sync_log": db.query(SyncEvent.id).first()[0],
         }
     urls = get_urls(app, ids)
-    assert "/admin/accounts/delete/?id=%d" % jane in urls and "/api/sync/account" in urls
+    assert f"/admin/accounts/delete/?id={jane}" in urls and "/api/sync/account" in urls
     before = snapshot(app)
-    for url in urls + ["/admin/aliases/edit/?alias=sales@example.com", "/admin/autoresponders/new/?email=jane@example.com"]:
+    for url in [*urls, "/admin/aliases/edit/?alias=sales@example.com", "/admin/autoresponders/new/?email=jane@example.com"]:
         for htmx in (False, True):
             response = admin.get(url, htmx=htmx)
             assert response.status_code < 500, url

@@ -8,8 +8,8 @@ import pytest
 from flask import Flask
 from playwright.sync_api import Page, expect
 
-from opmail.rules import sync
 from opmail.passwords import hash_password
+from opmail.rules import sync
 from tests.browser import save_screenshot
 from tests.helpers import add_account, add_domain
 from tests.test_db_outage import AWAY, database_fails

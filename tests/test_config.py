@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 
 from opmail import ConfigError
@@ -32,6 +34,18 @@ def test_default_database_is_sqlite_in_the_instance_folder(tmp_path, monkeypatch
     monkeypatch.delenv("DATABASE_URL", raising=False)
     app = create_app({"SECRET_KEY": "x"}, instance_path=str(tmp_path / "inst"))
     assert app.config["DATABASE_URL"] == f"sqlite:///{tmp_path / 'inst' / 'opmail.db'}"
+
+
+def test_the_standalone_site_without_its_extra_says_what_to_install(tmp_path, monkeypatch):
+    """A host site installs opmail without python-dotenv; create_app, which reads .env, asks for it."""
+    monkeypatch.setitem(sys.modules, "dotenv", None)  # import dotenv now raises ImportError
+
+    with pytest.raises(ConfigError) as refused:
+        make_app(f"sqlite:///{tmp_path}/x.db", tmp_path)
+
+    assert str(refused.value) == (
+        "The standalone site reads .env with python-dotenv: pip install 'opmail[standalone]'."
+    )
 
 
 def test_session_cookie_is_httponly_and_lax(client):

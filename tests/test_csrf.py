@@ -14,7 +14,7 @@ def post_endpoints(app) -> list[str]:
     with app.test_request_context():
         for rule in app.url_map.iter_rules():
             if "POST" in rule.methods and not rule.rule.startswith("/api/"):
-                urls.add(url_for(rule.endpoint, **{name: 1 for name in rule.arguments}))
+                urls.add(url_for(rule.endpoint, **dict.fromkeys(rule.arguments, 1)))
     return sorted(urls)
 
 
@@ -25,8 +25,8 @@ def test_post_without_valid_csrf_is_400_and_writes_nothing(app, admin, token):
     before = snapshot(app)
     urls = post_endpoints(app)
     assert "/admin/accounts/action/" in urls and "/admin/logout" in urls
-    for url in urls:
-        url = url.replace("id=1", f"id={account}") if "accounts" in url else url.replace("id=1", f"id={domain}")
+    for endpoint in urls:
+        url = endpoint.replace("id=1", f"id={account}") if "accounts" in endpoint else endpoint.replace("id=1", f"id={domain}")
         form = {"action": "delete", "rowid": str(account), "admin_password": "x", "domain": "new.org"}
         headers = {"HX-Request": "true"}
         if token:

@@ -13,13 +13,13 @@ import sqlalchemy as sa
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from opmail.rules import accounts, core, imports
 from opmail.account_csv import EXPORT_COLUMNS, MAX_BYTES, read_accounts_csv, safe_cell
 from opmail.admin import accounts as accounts_view
 from opmail.admin import uploads
 from opmail.db import get_session
 from opmail.models import AdminEvent, MailAccount, MailQuotaUsage, utcnow
 from opmail.passwords import hash_password, verify_password
+from opmail.rules import accounts, core, imports
 from tests.helpers import add_account, add_domain, rows, snapshot
 from tests.test_query_counts import count_statements, fill
 
@@ -327,7 +327,7 @@ def test_every_bad_row_is_listed_at_once_beside_the_good_ones(app, admin, domain
         (HEADER.encode(), "a header but no accounts"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not UTF-8"),
         (b"email,password\n\x00\x01\x02,x\n", "binary data"),
-        ("email;password\na@example.com;pw\n".encode(), "Unknown column 'email;password': separate the columns with commas."),
+        (b"email;password\na@example.com;pw\n", "Unknown column 'email;password': separate the columns with commas."),
         (b"mail,pass\na@example.com,pw\n", "Unknown column 'mail'"),
         (b"email,password,email\na,b,c\n", "The column email appears twice."),
         (b"email,quota_mb\na@example.com,1\n", "must name the column password"),

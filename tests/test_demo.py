@@ -6,7 +6,6 @@ import sqlalchemy as sa
 
 from opmail.models import MailAccount, MailDomain, MailQuotaUsage
 from opmail.passwords import verify_password
-
 from tests.helpers import add_domain, rows, snapshot
 
 

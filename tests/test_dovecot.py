@@ -149,7 +149,7 @@ def test_cli_prints_every_file_under_a_heading(app, runner):
     result = runner.invoke(args=["opmail", "mail-config", "--mail-root", "/srv/mail"])
     assert result.exit_code == 0, result.output
     names = [dovecot.SQL_FILE, dovecot.DICT_FILE, dovecot.SIEVE_DICT_FILE, dovecot.SNIPPET]
-    for name in names + [*dovecot.POSTFIX_LOOKUPS, dovecot.POSTFIX_MAIN, dovecot.POSTFIX_MASTER]:
+    for name in [*names, *dovecot.POSTFIX_LOOKUPS, dovecot.POSTFIX_MAIN, dovecot.POSTFIX_MASTER]:
         assert f"==> /etc/{name} <==" in result.output
     assert "'/srv/mail/%Ld/%Ln' AS home" in result.output
 
@@ -161,7 +161,7 @@ def test_cli_writes_the_files_with_the_password_readable_by_their_server_only(ap
     secret = [dovecot.SQL_FILE, dovecot.DICT_FILE, dovecot.SIEVE_DICT_FILE, *dovecot.POSTFIX_LOOKUPS]
     public = [dovecot.SNIPPET, dovecot.POSTFIX_MAIN, dovecot.POSTFIX_MASTER]
     modes = {name: stat.S_IMODE((out / name).stat().st_mode) for name in secret + public}
-    assert modes == {**{name: 0o640 for name in secret}, **{name: 0o644 for name in public}}
+    assert modes == {**dict.fromkeys(secret, 416), **dict.fromkeys(public, 420)}
     groups = {name.partition("/")[0]: (out / name).group() for name in secret}
     assert groups == {"dovecot": "dovecot", "postfix": "postfix"}
     assert f"args = {out}/dovecot/dovecot-sql.conf.ext" in (out / dovecot.SNIPPET).read_text()

@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from opmail.admin.format import size_label
 from opmail.models import MailAccount, MailDomain, MailQuotaUsage
 from tests.conftest import ADMIN_PASSWORD
-from tests.mailserver import MailServer
 from tests.helpers import opened_version, rows
+from tests.mailserver import MailServer
 
 PASSWORD = "mailbox-pass-1"
 SYNC_SECRET = secrets.token_hex(16)

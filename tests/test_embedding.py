@@ -19,13 +19,14 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 
 from examples.host_site import create_app as create_host_app
-from examples.host_site.models import Site, User, add_user, db as host_db
+from examples.host_site.models import Site, User, add_user
+from examples.host_site.models import db as host_db
 from opmail import ConfigError, OpMail
 from opmail.db import create_schema, get_engine
 from opmail.models import AdminEvent, Base, MailAccount
 from tests.conftest import AdminClient, add_admin, csrf_from, log_in
-from tests.test_csrf import post_endpoints
 from tests.helpers import add_account, add_domain, rows, snapshot
+from tests.test_csrf import post_endpoints
 
 HOST_DIR = Path(__file__).resolve().parent.parent / "examples" / "host_site"
 STAFF, GUEST, PASSWORD = "staff@example.org", "guest@example.org", "host-site-pass"
@@ -419,8 +420,8 @@ def test_opmail_checks_csrf_itself_on_a_host_without_csrfprotect(db_url, bare_ho
     urls = [url for url in post_endpoints(app) if url != "/host-form"]
     assert {"/admin/accounts/action/", "/admin/domains/new/", "/admin/logout"} <= set(urls)
     form = {"action": "suspend", "rowid": str(jane), "domain": "new.example", "admin_password": "x"}
-    for url in urls:
-        url = f"{url}?id={jane}" if url.startswith("/admin/accounts/") else url
+    for endpoint in urls:
+        url = f"{endpoint}?id={jane}" if endpoint.startswith("/admin/accounts/") else endpoint
         response = admin.client.post(url, data=form, headers={"HX-Request": "true"})
         assert response.status_code == 400, url
     assert snapshot(app) == before

@@ -65,7 +65,7 @@ def test_the_base_imports_nothing_from_above(path):
 @pytest.mark.parametrize(
     "path",
     [*(PACKAGE / "admin").glob("*.py"), PACKAGE / "sync.py", PACKAGE / "cli.py"],
-    ids=lambda path: module_name(path),
+    ids=module_name,
 )
 def test_faces_never_import_each_other(path):
     own = next(face for face in FACES if under(module_name(path), {face}))

@@ -41,7 +41,7 @@ def test_every_admin_page_sends_the_security_headers(app, admin):
         "/admin/domains/": add_domain(app, "example.com"),
         "/admin/accounts/": add_account(app, "user@example.com"),
     }
-    urls = admin_urls(app) + ["/admin/login"]
+    urls = [*admin_urls(app), "/admin/login"]
     assert "/admin/accounts/" in urls
     rendered = 0
     for url in urls:

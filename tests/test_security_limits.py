@@ -12,8 +12,8 @@ import uuid
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, AdminClient, make_app, require
-from tests.test_admin_2fa import code, enrol, send_code, steady_clock, wrong_code  # noqa: F401
 from tests.helpers import add_account, add_domain, snapshot
+from tests.test_admin_2fa import code, enrol, send_code, steady_clock, wrong_code  # noqa: F401
 
 REDIS = "redis://127.0.0.1:6379"
 SECRET = "0123456789abcdef0123456789abcdef"

@@ -1,4 +1,4 @@
-"""The Panel sync webhook, table-driven over its contract (spec/sync-webhook.md, spec/bad-input.md)."""
+"""The Panel sync webhook, table-driven over its contract (docs/sync-webhook.md, docs/bad-input.md)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from opmail.db import get_engine, get_session
 from opmail.models import MailAccount, MailDomain, SyncEvent, utcnow
 from opmail.passwords import hash_password, verify_password
 from opmail.queries import recent_syncs
-from tests.helpers import SYNC_SECRET as SECRET, SYNC_URL as URL, snapshot, sync_call as post
+from tests.helpers import SYNC_SECRET as SECRET
+from tests.helpers import SYNC_URL as URL
+from tests.helpers import snapshot
+from tests.helpers import sync_call as post
 
 EMAIL = "jane@example.com"
 EARLIER = datetime(2026, 1, 2, 3, 4, 5)
@@ -558,7 +561,7 @@ def test_sync_log_filters(app, admin, query, shown):
     post(admin.client, DELETE)
     text = admin.get("/admin/sync-log/", query_string=query).text
     cells = re.findall(r'<td class="col-(?:action|email|outcome)">\s*(.*?)\s*</td>', text, re.S)
-    assert sorted(zip(cells[0::3], cells[1::3], cells[2::3])) == sorted(shown)
+    assert sorted(zip(cells[0::3], cells[1::3], cells[2::3], strict=True)) == sorted(shown)
 
 
 def test_recent_syncs_are_the_last_ten_newest_first(app, client):

@@ -1,7 +1,7 @@
 """Property-based: arbitrary JSON and arbitrary bytes at the webhook, with the right secret.
 
 Whatever arrives, the answer is JSON and never a 5xx, and the database is unchanged unless the answer
-is 200 (spec/sync-webhook.md: "Nothing is written unless the answer is 200"). Deterministic and
+is 200 (docs/sync-webhook.md: "Nothing is written unless the answer is 200"). Deterministic and
 bounded for CI: ``derandomize`` and a fixed number of examples, no example database on disk.
 """
 

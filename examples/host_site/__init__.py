@@ -10,7 +10,8 @@ CSRFProtect, its own Flask-Admin, and a blueprint called ``domain``.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import click
 from flask import Flask, redirect, url_for

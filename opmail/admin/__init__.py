@@ -24,7 +24,6 @@ from .groups import GroupsView
 from .sync_log import SyncLogView
 from .two_factor import TwoFactorView
 
-
 _PACKAGE = Path(__file__).resolve().parent.parent
 # Templates and static files under opmail's own names, so a host app finds them (and can override).
 assets = Blueprint(

@@ -47,7 +47,7 @@ def _change(fields: dict[str, list[object]]) -> str:
 
 
 def _targets(view, event: AdminEvent, limit: int | None) -> Markup:
-    """One line per target, with its old → new when the event stored one (escaped: spec/bad-input)."""
+    """One line per target, with its old → new when the event stored one (escaped: docs/bad-input.md)."""
     targets = event.targets.split("\n")
     changes = json.loads(event.changes) if event.changes else {}
     lines = [

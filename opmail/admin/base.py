@@ -18,7 +18,7 @@ from ..rules.accounts import DeletionReport, maildir_path
 from ..rules.core import get_id
 from .forms import AdminPasswordForm
 
-WRONG_PASSWORD_NOTHING_DELETED = "Wrong admin password: nothing was deleted."
+WRONG_PASSWORD_NOTHING_DELETED = "Wrong admin password: nothing was deleted."  # noqa: S105 a message
 
 
 def check_csrf() -> None:

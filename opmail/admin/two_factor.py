@@ -20,13 +20,14 @@ from .forms import RecoveryCodesForm, TwoFactorCodeForm, TwoFactorOffForm
 
 # The secret being enrolled, until a code proves the app has it. The session cookie is signed, not
 # encrypted: the admin can read it, but the admin sees the same secret on the page anyway.
-PENDING_SECRET_KEY = "opmail_2fa_pending_secret"
+PENDING_SECRET_KEY = "opmail_2fa_pending_secret"  # noqa: S105 a session key name
 
 
 def qr_svg(uri: str) -> Markup:
     """``uri`` as an inline SVG QR code drawn here: the secret never goes to a QR service."""
     svg = segno.make(uri, error="m").svg_inline(scale=5, title="QR code for your authenticator app")
-    return Markup(svg)  # segno's own markup; the URI is in the path data, never as text
+    # segno's own markup; the URI is in the path data, never as text.
+    return Markup(svg)  # noqa: S704
 
 
 def grouped(secret: str) -> str:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import case, delete, func, select, update
@@ -27,8 +28,8 @@ from ..models import (
 )
 from .core import (
     ACCOUNT,
-    ALIAS,
     ACCOUNT_STATUS,
+    ALIAS,
     AddressTaken,
     BulkResult,
     MissingDomain,
@@ -141,11 +142,12 @@ def _update_unchanged(
     if row is None:
         raise InvalidInput("That account no longer exists.")
     email, *current = row
-    seen = dict(zip(VERSIONED, (expected_version or "").split(".")))
-    moved = [name for name, value in zip(VERSIONED, current) if seen.get(name) != _digest(value)]
+    # An older or forged version has fewer parts: the fields it lacks count as moved.
+    seen = dict(zip(VERSIONED, (expected_version or "").split("."), strict=False))
+    moved = [name for name, value in zip(VERSIONED, current, strict=True) if seen.get(name) != _digest(value)]
     if not moved:
         columns = VERSIONED.values()
-        unchanged = (column.is_not_distinct_from(value) for column, value in zip(columns, current))
+        unchanged = (column.is_not_distinct_from(value) for column, value in zip(columns, current, strict=True))
         written = db.execute(
             update(MailAccount)
             .where(MailAccount.id == account_id, *unchanged)
@@ -153,7 +155,7 @@ def _update_unchanged(
             .execution_options(synchronize_session=False)
         ).rowcount
         if written:
-            return email, dict(zip(VERSIONED, current))
+            return email, dict(zip(VERSIONED, current, strict=True))
     raise InvalidInput(
         f"This account was changed by someone else ({', '.join(moved) or 'just now'}) since you"
         " opened this page. Reload to see the current values.",
@@ -278,7 +280,7 @@ def disable_two_factor(raw_ids: Iterable[object]) -> BulkResult:
 
 
 def delete_accounts(raw_ids: Iterable[object]) -> DeletionReport:
-    """Delete accounts with the cascade of schema.md, in one transaction. Maildirs are not touched."""
+    """Delete accounts with the cascade of docs/schema.md, in one transaction. Maildirs are not touched."""
     ids, junk = split_ids(raw_ids)
     with transaction() as db:
         report = delete_accounts_in(db, ids)

@@ -1,12 +1,12 @@
 """Aliases: an address that forwards to accounts, other aliases or outside addresses.
 
-An alias is its address; its destinations are one mail_aliases row each (schema.md). A catch-all
+An alias is its address; its destinations are one mail_aliases row each (docs/schema.md). A catch-all
 is stored as ``@domain``, the form Postfix's virtual_alias_maps looks up last.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError

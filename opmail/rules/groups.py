@@ -6,7 +6,7 @@ account the Panel deleted receives nothing. Postfix reads the members through vi
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError

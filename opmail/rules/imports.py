@@ -7,8 +7,9 @@ file at once, never about one row.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
@@ -199,7 +200,7 @@ def import_accounts(check: ImportCheck, progress: Callable[[int], None] = lambda
                 "display_name": row.display_name,
                 "is_active": row.is_active,
             }
-            for row, password_hash in zip(check.rows, hashes)
+            for row, password_hash in zip(check.rows, hashes, strict=True)
         ]
         try:
             for chunk in _chunks(values):

@@ -1,14 +1,15 @@
 """The Panel's sync calls (create, delete, password): the webhook's rules, not its transport.
 
-One-way, Panel → opmail (spec/sync-webhook.md). Each call is one transaction that also writes its
+One-way, Panel → opmail (docs/sync-webhook.md). Each call is one transaction that also writes its
 sync_events row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError

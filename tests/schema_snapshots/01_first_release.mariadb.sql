@@ -1,0 +1,135 @@
+SET FOREIGN_KEY_CHECKS=0;
+
+CREATE TABLE `admins` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `username` varchar(64) NOT NULL,
+  `password` varchar(255) NOT NULL,
+  `totp_secret` varchar(64) DEFAULT NULL,
+  `totp_last_step` bigint(20) DEFAULT NULL,
+  `last_login_at` datetime DEFAULT NULL,
+  `created_at` datetime NOT NULL,
+  `updated_at` datetime NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_admins_username` (`username`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `mail_autoresponders` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `email` varchar(254) NOT NULL,
+  `subject` varchar(255) NOT NULL,
+  `body` text NOT NULL,
+  `starts_at` datetime DEFAULT NULL,
+  `ends_at` datetime DEFAULT NULL,
+  `is_active` tinyint(1) NOT NULL DEFAULT 1,
+  `created_at` datetime NOT NULL,
+  `updated_at` datetime NOT NULL,
+  PRIMARY KEY (`id`),
+  KEY `ix_mail_autoresponders_email` (`email`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `mail_domains` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `domain` varchar(253) NOT NULL,
+  `is_active` tinyint(1) NOT NULL DEFAULT 1,
+  `created_at` datetime NOT NULL,
+  `updated_at` datetime NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_mail_domains_domain` (`domain`),
+  KEY `ix_mail_domains_is_active` (`is_active`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `mail_groups` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `name` varchar(255) NOT NULL,
+  `description` text DEFAULT NULL,
+  `created_at` datetime NOT NULL,
+  `updated_at` datetime NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_mail_groups_name` (`name`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `mail_quota_usage` (
+  `email` varchar(254) NOT NULL,
+  `bytes` bigint(20) NOT NULL DEFAULT 0,
+  `messages` bigint(20) NOT NULL DEFAULT 0,
+  `updated_at` datetime DEFAULT NULL,
+  PRIMARY KEY (`email`),
+  KEY `ix_mail_quota_usage_bytes` (`bytes`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `sync_events` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `action` varchar(16) NOT NULL,
+  `email` varchar(254) NOT NULL,
+  `outcome` varchar(16) NOT NULL,
+  `received_at` datetime NOT NULL,
+  `remote_addr` varchar(45) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  KEY `ix_sync_events_outcome` (`outcome`),
+  KEY `ix_sync_events_action` (`action`),
+  KEY `ix_sync_events_received_at` (`received_at`),
+  KEY `ix_sync_events_email` (`email`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `user_two_factor` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `email` varchar(254) NOT NULL,
+  `secret` varchar(255) NOT NULL,
+  `recovery_codes` text DEFAULT NULL,
+  `enabled_at` datetime DEFAULT NULL,
+  `created_at` datetime NOT NULL,
+  `updated_at` datetime NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_user_two_factor_email` (`email`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `mail_accounts` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `domain_id` bigint(20) NOT NULL,
+  `email` varchar(254) NOT NULL,
+  `password` varchar(255) NOT NULL,
+  `display_name` varchar(255) DEFAULT NULL,
+  `quota_mb` int(10) unsigned NOT NULL DEFAULT 0,
+  `is_active` tinyint(1) NOT NULL DEFAULT 1,
+  `deleted_at` datetime DEFAULT NULL,
+  `last_synced_at` datetime DEFAULT NULL,
+  `created_at` datetime NOT NULL,
+  `updated_at` datetime NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_mail_accounts_email` (`email`),
+  KEY `ix_mail_accounts_is_active` (`is_active`),
+  KEY `ix_mail_accounts_quota_mb` (`quota_mb`),
+  KEY `ix_mail_accounts_deleted_at` (`deleted_at`),
+  KEY `ix_mail_accounts_domain_id` (`domain_id`),
+  KEY `ix_mail_accounts_last_synced_at` (`last_synced_at`),
+  CONSTRAINT `fk_mail_accounts_domain_id_mail_domains` FOREIGN KEY (`domain_id`) REFERENCES `mail_domains` (`id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `mail_aliases` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `domain_id` bigint(20) NOT NULL,
+  `alias_email` varchar(254) NOT NULL,
+  `destination_email` varchar(254) NOT NULL,
+  `is_active` tinyint(1) NOT NULL DEFAULT 1,
+  `created_at` datetime NOT NULL,
+  `updated_at` datetime NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_mail_aliases_alias_email_destination_email` (`alias_email`,`destination_email`),
+  KEY `ix_mail_aliases_destination_email` (`destination_email`),
+  KEY `ix_mail_aliases_alias_email` (`alias_email`),
+  KEY `ix_mail_aliases_domain_id` (`domain_id`),
+  CONSTRAINT `fk_mail_aliases_domain_id_mail_domains` FOREIGN KEY (`domain_id`) REFERENCES `mail_domains` (`id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE `mail_group_members` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `group_id` bigint(20) NOT NULL,
+  `account_id` bigint(20) NOT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `uq_mail_group_members_group_id_account_id` (`group_id`,`account_id`),
+  KEY `ix_mail_group_members_account_id` (`account_id`),
+  CONSTRAINT `fk_mail_group_members_account_id_mail_accounts` FOREIGN KEY (`account_id`) REFERENCES `mail_accounts` (`id`) ON DELETE CASCADE,
+  CONSTRAINT `fk_mail_group_members_group_id_mail_groups` FOREIGN KEY (`group_id`) REFERENCES `mail_groups` (`id`) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+SET FOREIGN_KEY_CHECKS=1;
