@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # What the host site's tests import from tests/ (and nothing that imports Playwright or Hypothesis).
-HOST_TESTS = ["conftest.py", "helpers.py", "browser.py", "test_csrf.py", "test_embedding.py"]
+HOST_TESTS = ["conftest.py", "helpers.py", "browser.py", "mailserver.py", "test_csrf.py", "test_embedding.py"]
 TEST_TOOLS = ["pytest", "pytest-timeout", "Flask-Login"]
 
 
