@@ -12,7 +12,6 @@ Embedded in an existing Flask site (its Flask-SQLAlchemy, Flask-Admin and login)
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,8 +24,10 @@ from flask_wtf.csrf import CSRFProtect
 from .config import (
     ConfigError,
     check_settings,
+    create_sqlite_file,
     engine_options,
     instance_secret_key,
+    make_instance_folder,
     settings_from_env,
 )
 from .db import enforce_sqlite_foreign_keys
@@ -90,7 +91,8 @@ class OpMail:
         ``MAIL_ADMIN_PREFIX`` (the ``url_prefix`` argument, else ``/admin`` with opmail's own
         Admin, ``<host admin url>/mail`` in the host's), ``MAIL_ADMIN_IPS`` ("" = any address;
         else comma-separated addresses/CIDRs that alone may open the admin area),
-        ``OPMAIL_REQUIRE_2FA`` (False: opmail's own admins must turn on 2FA); the rate limits
+        ``OPMAIL_REQUIRE_2FA`` (False: opmail's own admins must turn on 2FA),
+        ``OPMAIL_MAX_CONTENT_LENGTH`` (5 MiB: the most a request to opmail's pages may send); the rate limits
         ``RATELIMIT_STORAGE_URI`` ("memory://"), ``OPMAIL_PASSWORD_RATE_LIMIT`` and
         ``OPMAIL_SYNC_FAILURE_RATE_LIMIT`` ("10 per minute"), filled in ``opmail.security``.
         """
@@ -111,6 +113,8 @@ class OpMail:
         app.config.setdefault("OPMAIL_SYNC_URL", self.sync_url or sync.URL)
         app.config.setdefault("MAIL_ADMIN_PREFIX", self.url_prefix or self._default_prefix())
         app.config.setdefault("MAIL_ADMIN_IPS", "")
+        # A 4 MiB accounts CSV and the rest of its form fit; nothing opmail's pages take is larger.
+        app.config.setdefault("OPMAIL_MAX_CONTENT_LENGTH", 5 * 1024 * 1024)
         check_settings(app.config)
         if BIND_KEY not in app.config.get("SQLALCHEMY_BINDS", {}):
             raise ConfigError(
@@ -170,17 +174,18 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
     app = Flask(
         __name__, instance_path=instance_path, instance_relative_config=True, static_folder=None
     )
-    os.makedirs(app.instance_path, exist_ok=True)
     load_dotenv()
     app.config.from_mapping(settings_from_env(app.instance_path))
     if config:
         app.config.from_mapping(config)
     check_settings(app.config)
+    make_instance_folder(app.instance_path, app.config)
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
     app.config["OPMAIL_BCRYPT_ROUNDS"] = int(app.config["OPMAIL_BCRYPT_ROUNDS"])
     url = app.config["DATABASE_URL"]
-    app.config.setdefault("SQLALCHEMY_BINDS", {BIND_KEY: {"url": url, **engine_options(url)}})
+    create_sqlite_file(url, app.config)
+    app.config.setdefault("SQLALCHEMY_BINDS", {BIND_KEY: {"url": url, **engine_options(url, app.config)}})
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     app.session_interface = _HttpsAwareSessionInterface()
 

@@ -17,8 +17,9 @@ REQUIRED_COLUMNS = ("email", "password")
 EXPORT_COLUMNS = ("email", "display_name", "quota_mb", "status", "used_bytes", "last_sync")
 MAX_BYTES = 4 * 1024 * 1024
 MAX_ROWS = 10_000
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): "|" starts
+# a DDE call in older Excel, and some spreadsheets read the full-width forms as the ASCII ones.
+FORMULA_STARTS = ("=", "+", "-", "@", "|", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 @dataclass(frozen=True)

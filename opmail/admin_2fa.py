@@ -38,6 +38,7 @@ WRONG_CODE = "Code: not the right code. Check the clock of the device your app r
 USED_CODE = "Code: that code was used already. Wait for the next one."
 BAD_RECOVERY = "Recovery code: enter one of your 10-character recovery codes, e.g. abcde-fghjk."
 WRONG_RECOVERY = "Recovery code: not one of your unused recovery codes."
+START_AGAIN = "No key is waiting to be confirmed any more: set up two-factor authentication again."
 
 
 def is_on(admin: Admin) -> bool:
@@ -47,6 +48,18 @@ def is_on(admin: Admin) -> bool:
 def new_secret() -> str:
     """A fresh TOTP secret: 32 base32 characters (160 bits, RFC 4226's recommended length)."""
     return pyotp.random_base32()
+
+
+def start_enrolment(admin: Admin) -> str | None:
+    """The key ``admin`` is enrolling: a new one kept on its row until a code confirms it, or the
+    one already waiting (a second window shows the same QR code). None when 2FA is on already."""
+    write_bookkeeping(
+        admin,
+        Admin.totp_secret.is_(None),
+        Admin.totp_pending_secret.is_(None),
+        totp_pending_secret=new_secret(),
+    )
+    return None if is_on(admin) else admin.totp_pending_secret
 
 
 def provisioning_uri(secret: str, account_name: str) -> str:
@@ -77,12 +90,16 @@ def _matching_step(secret: str, code: str) -> int | None:
     return None
 
 
-def enable(admin: Admin, secret: str, code: str) -> list[str]:
-    """Turn 2FA on with ``secret`` once ``code`` proves the app has it; the new recovery codes.
+def enable(admin: Admin, code: str) -> list[str]:
+    """Turn 2FA on with the key being enrolled once ``code`` proves the app has it; the new
+    recovery codes.
 
     A wrong code here is not counted against the admin: it proves the app, not who is typing.
     Other sessions of the admin end (they were opened without a code).
     """
+    secret = admin.totp_pending_secret
+    if secret is None:
+        raise InvalidInput(START_AGAIN, "code")
     _check_format(code)
     step = _matching_step(secret, code)
     if step is None:
@@ -91,15 +108,19 @@ def enable(admin: Admin, secret: str, code: str) -> list[str]:
     turned_on = write_bookkeeping(
         admin,
         Admin.totp_secret.is_(None),  # another window may have turned it on meanwhile
+        Admin.totp_pending_secret == secret,  # with the key this page showed
         logged_as="admin.2fa_on",
         totp_secret=secret,
+        totp_pending_secret=None,
         totp_last_step=step,  # the code typed now cannot log in again
         totp_recovery_codes=hashes,
         session_version=Admin.session_version + 1,
         updated_at=utcnow(),
     )
     if not turned_on:
-        raise InvalidInput("Two-factor authentication is already on (from another window).", "code")
+        if is_on(admin):
+            raise InvalidInput("Two-factor authentication is already on (from another window).", "code")
+        raise InvalidInput(START_AGAIN, "code")  # reset meanwhile (flask opmail reset-admin-2fa)
     return codes
 
 
@@ -174,7 +195,7 @@ def reset(username: str) -> bool:
     return True
 
 
-_OFF = {"totp_secret": None, "totp_last_step": None, "totp_recovery_codes": None}
+_OFF = {"totp_secret": None, "totp_pending_secret": None, "totp_last_step": None, "totp_recovery_codes": None}
 
 
 def _refuse(admin: Admin, message: str, field: str) -> NoReturn:

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import make_url
+
 from .passwords import DEFAULT_BCRYPT_ROUNDS, SCHEMES
 
 # Keys read from the environment for a standalone app, with their defaults. ``None`` = computed.
@@ -25,6 +27,9 @@ ENV_KEYS: dict[str, Any] = {
     "MAIL_ADMIN_PREFIX": "/admin",
     "MAIL_ADMIN_IPS": "",  # empty: every address may open the admin (after logging in)
     "OPMAIL_REQUIRE_2FA": "false",
+    "OPMAIL_SQLITE_MODE": "0600",  # the SQLite file opmail creates: owner only
+    "DATABASE_CONNECT_TIMEOUT": 5,
+    "DATABASE_TIMEOUT": 10,
 }
 
 
@@ -63,6 +68,52 @@ def instance_secret_key(instance_path: str) -> str:
     return path.read_text().strip()
 
 
+def sqlite_mode(config: Mapping[str, Any]) -> int:
+    """``OPMAIL_SQLITE_MODE``: octal, read and write for the owner, no execute bits, not writable
+    by others (e.g. 0600, or 0660 for a group such as Dovecot's)."""
+    text = str(config.get("OPMAIL_SQLITE_MODE", ENV_KEYS["OPMAIL_SQLITE_MODE"])).strip()
+    mode = int(text, 8) if re.fullmatch(r"0?[0-7]{3}", text) else None
+    if mode is None or mode & 0o600 != 0o600 or mode & 0o113:
+        raise ConfigError(
+            "OPMAIL_SQLITE_MODE must be an octal file mode with read and write for the owner, no"
+            f" execute bits and no write for others, e.g. 0600 or 0660 (got {text!r})."
+        )
+    return mode
+
+
+def folder_mode(file_mode: int) -> int:
+    """The mode of a folder that must let in whoever ``file_mode`` lets read the file: x added
+    beside each r (0600 → 0700, 0640 → 0750, 0660 → 0770)."""
+    return file_mode | ((file_mode & 0o444) >> 2)
+
+
+def make_instance_folder(instance_path: str, config: Mapping[str, Any]) -> None:
+    """Create the instance folder (secret key, uploads, the default SQLite file) if it is missing,
+    open only as far as ``OPMAIL_SQLITE_MODE`` asks. An existing folder keeps its mode."""
+    path = Path(instance_path)
+    if not path.exists():
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(folder_mode(sqlite_mode(config)))  # explicitly: mkdir's mode passes the umask
+
+
+def create_sqlite_file(url: str, config: Mapping[str, Any]) -> None:
+    """Create a missing SQLite database file (empty: a valid empty database) with
+    ``OPMAIL_SQLITE_MODE``, before SQLite would create it with the umask's (usually 0644, readable
+    by every user of the machine). SQLite gives its journal files the same mode. An existing file
+    keeps its mode."""
+    if not url.startswith("sqlite"):
+        return
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        descriptor = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(descriptor)
+    os.chmod(database, sqlite_mode(config))
+
+
 def check_settings(config: Mapping[str, Any]) -> None:
     """Raise ConfigError for a value opmail cannot run with."""
     scheme = config.get("DOVECOT_PASSWORD_SCHEME")
@@ -89,6 +140,8 @@ def check_settings(config: Mapping[str, Any]) -> None:
         raise ConfigError("OPMAIL_IDLE_MINUTES must be a whole number of minutes from 1 to 1440.")
     check_admin_prefix(config.get("MAIL_ADMIN_PREFIX", "/admin"))
     admin_networks(config)
+    database_timeouts(config)
+    sqlite_mode(config)
 
 
 def check_admin_prefix(prefix: object) -> str:
@@ -131,9 +184,30 @@ def flag(config: Mapping[str, Any], key: str) -> bool:
     return _FLAG_WORDS[text]
 
 
-def engine_options(url: str) -> dict[str, Any]:
+def database_timeouts(config: Mapping[str, Any]) -> tuple[int, int]:
+    """``DATABASE_CONNECT_TIMEOUT`` and ``DATABASE_TIMEOUT``: whole seconds, 1 to 86,400."""
+    timeouts = []
+    for key in ("DATABASE_CONNECT_TIMEOUT", "DATABASE_TIMEOUT"):
+        value = str(config.get(key, ENV_KEYS[key])).strip()
+        if not (value.isascii() and value.isdigit() and 1 <= int(value) <= 86_400):
+            raise ConfigError(f"{key} must be a whole number of seconds from 1 to 86400 (got {value!r}).")
+        timeouts.append(int(value))
+    return timeouts[0], timeouts[1]
+
+
+def engine_options(url: str, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Engine options: pre-ping so a restarted MariaDB does not turn the next request into a 500."""
     options: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("mysql"):
         options["pool_recycle"] = 3600
+        options["connect_args"] = mysql_timeouts(config or {})
     return options
+
+
+def mysql_timeouts(config: Mapping[str, Any]) -> dict[str, int]:
+    """PyMySQL's timeouts, so a database that stops answering (hung, not down) fails the request
+    with a 503 instead of holding the worker until the server kills it. A read covers one
+    statement's answer, the server's greeting included; pre-ping then a new connection can cost
+    the first request two of them."""
+    connect, each = database_timeouts(config)
+    return {"connect_timeout": connect, "read_timeout": each, "write_timeout": each}

@@ -281,7 +281,9 @@ class UsageReport:
 
 
 def maildir_usage(maildir: Path) -> tuple[int, int]:
-    """Bytes and message files in ``cur/`` and ``new/`` of the inbox and every folder (``du -b``).
+    """Bytes and messages in ``cur/`` and ``new/`` of the inbox and every folder, counted as
+    Dovecot's quota counts them (``quota_vsizes = yes``): with CRLF line ends, which a Maildir
+    file (LF) holds about 1.3 % fewer of. So the number agrees with ``doveadm quota get``.
 
     Raises FileNotFoundError when ``maildir`` does not exist, another OSError when it is unreadable.
     """
@@ -302,11 +304,32 @@ def maildir_usage(maildir: Path) -> tuple[int, int]:
                 for entry in files:
                     try:
                         if entry.is_file(follow_symlinks=False):
-                            size += entry.stat(follow_symlinks=False).st_size
+                            size += message_vsize(entry)
                             count += 1
                     except FileNotFoundError:
                         pass  # moved from new/ to cur/ (or expunged) while we looked
     return size, count
+
+
+# Dovecot names each message it stores "<unique>,S=<size>,W=<size with CRLF>:2,<flags>".
+_VSIZE_IN_NAME = re.compile(r",W=(\d+)")
+
+
+def message_vsize(entry: os.DirEntry) -> int:
+    """A message's size with CRLF line ends: from its file name when Dovecot wrote it there, else
+    counted in the file (one more byte for each LF without a CR before it)."""
+    named = _VSIZE_IN_NAME.search(entry.name.partition(":")[0])
+    if named:
+        return int(named[1])
+    size, previous = 0, b""
+    with open(entry.path, "rb") as message:
+        while chunk := message.read(1 << 16):
+            bare_lf = chunk.count(b"\n") - chunk.count(b"\r\n")
+            if chunk.startswith(b"\n") and previous.endswith(b"\r"):
+                bare_lf -= 1  # a CRLF split between two reads
+            size += len(chunk) + bare_lf
+            previous = chunk
+    return size
 
 
 def count_accounts() -> int:

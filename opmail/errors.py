@@ -1,5 +1,5 @@
 """The small refusal pages opmail's faces share: database away (503), too many requests (429),
-address not allowed (403). Never a trace, never a database query.
+body too large (413), address not allowed (403). Never a trace, never a database query.
 
 The faces register these on their own blueprints (``opmail.admin.base``, ``opmail.admin.login``;
 the webhook answers the same in JSON), so a host site's own pages keep its own error handling.
@@ -12,6 +12,7 @@ import time
 from flask import Blueprint, Response, current_app, request
 from flask_limiter import RateLimitExceeded
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .db import get_session
 from .htmx import is_htmx, toast
@@ -86,6 +87,22 @@ def too_many_requests(error: RateLimitExceeded) -> Response:
     )
 
 
+def body_limit() -> int:
+    """``OPMAIL_MAX_CONTENT_LENGTH``: the most bytes a request to opmail's pages may send."""
+    return current_app.config["OPMAIL_MAX_CONTENT_LENGTH"]
+
+
+def too_large(_error: RequestEntityTooLarge) -> Response:
+    """413 for a body over ``OPMAIL_MAX_CONTENT_LENGTH``: refused before it was read."""
+    mib = body_limit() / (1024 * 1024)
+    return plain_page(
+        413,
+        "Too large",
+        f"What you sent is larger than {mib:g} MiB, so none of it was read or saved."
+        " An accounts CSV file may be at most 4 MiB.",
+    )
+
+
 def forbidden_address() -> Response:
     """403 for a client address that ``MAIL_ADMIN_IPS`` does not list."""
     return plain_page(403, "Forbidden", "The mail admin cannot be opened from your address.")
@@ -96,3 +113,4 @@ def add_page_handlers(blueprint: Blueprint) -> None:
     for exception in DATABASE_AWAY:
         blueprint.register_error_handler(exception, database_away)
     blueprint.register_error_handler(RateLimitExceeded, too_many_requests)
+    blueprint.register_error_handler(RequestEntityTooLarge, too_large)

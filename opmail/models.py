@@ -326,6 +326,9 @@ class Admin(Timestamps, Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password: Mapped[str] = mapped_column(String(255))
     totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # The key being enrolled, until a code from the app confirms it (then it moves to totp_secret).
+    # Kept here, not in the session cookie, which is signed but readable by whoever holds it.
+    totp_pending_secret: Mapped[str | None] = mapped_column(String(64))
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     # JSON list of the unused recovery codes' SHA-256 hashes (opmail.admin_2fa).
     totp_recovery_codes: Mapped[str | None] = mapped_column(Text)

@@ -315,10 +315,16 @@ def domain_page(page: int = 1, per_page: int = PER_PAGE) -> Page:
 
 
 def domain_contents(domain_id: int) -> dict[str, int]:
-    """What deleting a domain would take with it."""
+    """What deleting a domain would take with it, and its newest account's id (0 when it has none):
+    the delete refuses accounts added after the dialog showed this."""
     db = get_session()
+    accounts, newest = db.execute(
+        select(func.count(MailAccount.id), func.coalesce(func.max(MailAccount.id), 0))
+        .where(MailAccount.domain_id == domain_id)
+    ).one()
     return {
-        "accounts": db.scalar(select(func.count(MailAccount.id)).where(MailAccount.domain_id == domain_id)),
+        "accounts": accounts,
+        "newest_account": newest,
         "aliases": db.scalar(
             select(func.count(MailAlias.alias_email.distinct())).where(MailAlias.domain_id == domain_id)
         ),

@@ -22,7 +22,7 @@ from flask_limiter.util import get_remote_address
 
 from . import sync
 from .config import Network, admin_networks
-from .errors import forbidden_address
+from .errors import body_limit, forbidden_address
 
 # Flask-Admin's stock list (the Sync Log) has filter links ``href="javascript:void(0)"
 # onclick="return false;"``: 'unsafe-hashes' with their hashes allows exactly these two no-ops and
@@ -62,6 +62,9 @@ def add_security_headers(response: Response) -> Response:
     if request.blueprint not in state.blueprints:
         return response
     response.headers["Content-Security-Policy"] = _POLICY.format(nonce=state.nonce())
+    # frame-ancestors says the same to browsers that read CSP; older ones and some proxies' checks
+    # know only this header.
+    response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     # Pages show addresses and may show a generated password: never keep them in a cache or in the
@@ -75,6 +78,7 @@ def add_security_headers(response: Response) -> Response:
 class _SecurityState:
     blueprints: frozenset[str]  # opmail's admin views and login pages
     nonce: Callable[[], str]  # the nonce the Admin renders into its <script> tags
+    limiter: Limiter | None = None  # the per-client limits' storage (the webhook counts its refusals)
 
 
 def init_app(app: Flask) -> None:
@@ -97,6 +101,7 @@ def init_app(app: Flask) -> None:
     app.after_request(add_security_headers)
     _limit_rates(app)
     _restrict_addresses(app)
+    _cap_bodies(app, frozenset(blueprints))
 
 
 def _restrict_addresses(app: Flask) -> None:
@@ -120,6 +125,20 @@ def _restrict_addresses(app: Flask) -> None:
             return
         if not address_allowed(request.remote_addr, networks):
             abort(forbidden_address())
+
+
+def _cap_bodies(app: Flask, blueprints: frozenset[str]) -> None:
+    """Bodies sent to opmail's pages are capped at ``OPMAIL_MAX_CONTENT_LENGTH`` (or the host's
+    smaller ``MAX_CONTENT_LENGTH``): a larger one gets the 413 page without being read. The CSRF
+    check reads the whole form before any view could refuse it. The webhook has its own cap."""
+
+    # Like the address check, before every before_request hook (CSRFProtect's among them).
+    @app.url_value_preprocessor
+    def _cap(_endpoint, _values) -> None:
+        if request.blueprint in blueprints:
+            limit = body_limit()
+            host = current_app.config.get("MAX_CONTENT_LENGTH")
+            request.max_content_length = limit if host is None else min(limit, host)
 
 
 def address_allowed(remote_addr: str | None, networks: tuple[Network, ...]) -> bool:
@@ -152,8 +171,9 @@ SECRET_FIELDS = ("password", "admin_password", "code", "recovery_code")
 def _limit_rates(app: Flask) -> None:
     """Flask-Limiter on the password forms and on the webhook's refused calls, per client address.
 
-    Storage: ``RATELIMIT_STORAGE_URI`` (``memory://``, one process; ``redis://…`` when several
-    workers or hosts serve opmail). Behind a proxy, ProxyFix must supply the client's address.
+    Storage: ``RATELIMIT_STORAGE_URI`` (``memory://``: each worker process counts on its own;
+    ``redis://…`` when several workers or hosts serve opmail). Behind a proxy, ProxyFix must
+    supply the client's address.
     """
     app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
     app.config.setdefault("OPMAIL_PASSWORD_RATE_LIMIT", "10 per minute")
@@ -166,13 +186,9 @@ def _limit_rates(app: Flask) -> None:
         # Only the posts that try a password or code: the bulk bar's other actions are not guesses.
         exempt_when=lambda: not any(request.form.get(field) for field in SECRET_FIELDS),
     )
-    sync_failures = limiter.limit(
-        lambda: current_app.config["OPMAIL_SYNC_FAILURE_RATE_LIMIT"],
-        # Only refused calls count, so a busy agent is never slowed down by its own success.
-        deduct_when=lambda response: response.status_code == 403,
-        error_message="Too many refused calls from your address.",
-    )
     for endpoint in PASSWORD_ENDPOINTS:
         if endpoint in app.view_functions:
             app.view_functions[endpoint] = passwords(app.view_functions[endpoint])
-    sync_failures(sync.bp)  # by name, so it holds wherever and whenever the webhook is registered
+    # The webhook's limit is counted by the webhook itself, after it checked the credentials: a
+    # limit checked before the view would hold back the agent's right secret too (opmail.sync).
+    app.extensions["opmail_security"].limiter = limiter

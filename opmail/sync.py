@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import time
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from flask_limiter import RateLimitExceeded
+from limits import parse_many
 from werkzeug.exceptions import HTTPException
 
 from .config import flag
@@ -91,7 +93,38 @@ def sync_account() -> Response:
 
 
 def _unauthorized() -> Response:
+    """403, counted against the client's address; past ``OPMAIL_SYNC_FAILURE_RATE_LIMIT`` a 429.
+
+    Counted here, once the credentials were checked, so the limit holds back refused calls only:
+    a call with the right secret or signature goes through from any address, however many wrong
+    ones came from there (the agent shares 127.0.0.1 with every local user). What keeps the secret
+    from being guessed is its length (32 characters or more), not this limit.
+    """
+    seconds = _refusals_over_limit()
+    if seconds:
+        response = _answer(429, error=f"Too many refused calls from your address. Try again in {seconds} s.")
+        response.headers["Retry-After"] = str(seconds)
+        return response
     return _answer(403, error="Unauthorized.")
+
+
+def _refusals_over_limit() -> int | None:
+    """Count this refused call; the seconds until the address may try again once it is one too
+    many, else None. Stored where the other per-client limits are (``RATELIMIT_STORAGE_URI``)."""
+    limiter = current_app.extensions["opmail_security"].limiter
+    if limiter is None or not limiter.enabled:
+        return None
+    key = (current_app.config.get("RATELIMIT_KEY_PREFIX", ""), "opmail-sync-refused", str(request.remote_addr))
+    waits = []
+    try:
+        for limit in parse_many(current_app.config["OPMAIL_SYNC_FAILURE_RATE_LIMIT"]):
+            if not limiter.limiter.hit(limit, *key):
+                reset_at = limiter.limiter.get_window_stats(limit, *key).reset_time
+                waits.append(max(1, math.ceil(reset_at - time.time())))
+    except Exception:  # the storage (Redis, memcached) is away: the call is refused all the same
+        current_app.logger.warning("Cannot count a refused sync call", exc_info=True)
+        return None
+    return max(waits, default=None)
 
 
 def _same(given: str, expected: str) -> bool:

@@ -42,10 +42,17 @@ def admin_row(app) -> dict:
     return rows(app, sa.select(*columns))[0]._asdict()
 
 
+def shown_key(admin: AdminClient) -> str:
+    """Set up 2FA on the page, like a user, and read the key it shows (without spaces)."""
+    started = admin.post(PAGE + "start/")
+    assert started.status_code == 302 and started.location == PAGE
+    page = admin.get(PAGE)
+    return re.search(r"data-totp-key>([A-Z2-7 ]+)<", page.text).group(1).replace(" ", "")
+
+
 def enrol(admin: AdminClient) -> tuple[str, list[str]]:
     """Turn 2FA on through the page, like a user: read the key, type the app's code."""
-    page = admin.get(PAGE)
-    secret = re.search(r"data-totp-key>([A-Z2-7 ]+)<", page.text).group(1).replace(" ", "")
+    secret = shown_key(admin)
     # The previous step's code (still accepted): the current one stays free for a login next.
     done = admin.post(PAGE + "enable/", {"code": code(secret, -1)})
     assert done.status_code == 200, done.text
@@ -79,7 +86,10 @@ def enrolled(app, admin):
 # --- enrolment -------------------------------------------------------------------------------------
 
 
-def test_enrolment_page_shows_the_qr_code_and_the_key(admin):
+def test_enrolment_page_shows_the_qr_code_and_the_key(app, admin):
+    first = admin.get(PAGE)
+    assert "Set up two-factor authentication</button>" in first.text and "data-totp-key" not in first.text
+    assert admin.post(PAGE + "start/").location == PAGE
     page = admin.get(PAGE)
     assert page.status_code == 200
     assert re.search(r'<svg [^>]*class="segno"', page.text)  # drawn on the server, inline
@@ -88,12 +98,36 @@ def test_enrolment_page_shows_the_qr_code_and_the_key(admin):
     assert re.fullmatch(r"([A-Z2-7]{4} ){7}[A-Z2-7]{4}", key)  # 32 characters in groups of 4
     assert 'autocomplete="one-time-code"' in page.text and 'inputmode="numeric"' in page.text
     assert admin.get(PAGE).text.count(key) == 1  # a reload keeps the key already scanned
+    admin.post(PAGE + "start/")  # a second window, or a double click: still the same key
+    assert admin.get(PAGE).text.count(key) == 1
     assert "Two-factor authentication: off" in page.text  # the navbar link
 
 
+def test_the_key_being_enrolled_stays_on_the_server(app, admin):
+    """Until a code confirms it, the key waits on the admin's row: the session cookie (signed, not
+    encrypted) never carries it, and a GET of the page makes none."""
+    before = snapshot(app)
+    admin.get(PAGE)
+    assert snapshot(app) == before
+    secret = shown_key(admin)
+    assert rows(app, sa.select(Admin.totp_pending_secret, Admin.totp_secret)) == [(secret, None)]
+    cookie = admin.client.get_cookie("session").value
+    session = app.session_interface.get_signing_serializer(app).loads(cookie)
+    assert secret not in json.dumps(session) and secret not in cookie
+    admin.post(PAGE + "enable/", {"code": code(secret)})
+    assert rows(app, sa.select(Admin.totp_pending_secret, Admin.totp_secret)) == [(None, secret)]
+
+
+def test_a_reset_drops_the_key_being_enrolled(app, admin, runner):
+    key = shown_key(admin)
+    assert runner.invoke(args=["opmail", "reset-admin-2fa", "admin"]).exit_code == 0
+    assert rows(app, sa.select(Admin.totp_pending_secret)) == [(None,)]
+    page = log_in(app.test_client()).get(PAGE)
+    assert "Set up two-factor authentication</button>" in page.text and key not in page.text
+
+
 def test_enrolment_needs_a_valid_code_before_it_is_on(app, admin):
-    page = admin.get(PAGE)
-    secret = re.search(r"data-totp-key>([A-Z2-7 ]+)<", page.text).group(1).replace(" ", "")
+    secret = shown_key(admin)
     before = snapshot(app)
     for typed, message in [("000000", admin_2fa.WRONG_CODE), ("12345", admin_2fa.BAD_CODE)]:
         if typed == code(secret) or typed == code(secret, -1) or typed == code(secret, 1):
@@ -408,14 +442,15 @@ def test_require_2fa_must_be_a_flag(tmp_path, value):
 
 def test_new_pages_are_in_the_csrf_and_header_enumerations(app):
     posts = post_endpoints(app)
-    for url in [CODE_STEP, PAGE + "enable/", PAGE + "disable/", PAGE + "recovery-codes/"]:
+    for url in [CODE_STEP, PAGE + "start/", PAGE + "enable/", PAGE + "disable/", PAGE + "recovery-codes/"]:
         assert url in posts, url
     assert PAGE in admin_urls(app)
 
 
-@pytest.mark.parametrize("url", [PAGE + "enable/", PAGE + "disable/", PAGE + "recovery-codes/"])
+@pytest.mark.parametrize("url", [PAGE + "start/", PAGE + "enable/", PAGE + "disable/", PAGE + "recovery-codes/"])
 def test_each_new_form_needs_its_csrf_token(app, admin, url):
-    admin.get(PAGE)  # a pending secret in the session, so enable/ would act
+    if url != PAGE + "start/":
+        shown_key(admin)  # a key waiting, so enable/ would act
     before = snapshot(app)
     form = {"code": "123456", "admin_password": ADMIN_PASSWORD}
     assert admin.client.post(url, data=form).status_code == 400

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
+import threading
+import time
+
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 
-from opmail.db import get_session
+from opmail.db import get_engine, get_session
 from opmail.models import MailAccount, MailAlias, MailDomain
 from tests.conftest import ADMIN_PASSWORD
-from tests.helpers import add_account, add_domain, rows, snapshot
+from tests.helpers import SYNC_SECRET, add_account, add_domain, rows, snapshot, sync_call
 
 
 def test_add_domain_stores_lower_case_idna_and_shows_unicode(app, admin):
@@ -100,3 +105,74 @@ def test_unknown_domain_is_404(admin):
     assert admin.get("/admin/domains/delete/?id=404").status_code == 404
     assert admin.get("/admin/domains/delete/").status_code == 404
     assert admin.post("/admin/domains/toggle/?id=404").status_code == 404
+
+
+# --- a domain deleted while accounts are added to it ------------------------------------------------
+
+_NEWEST_RE = re.compile(r'name="newest_account" value="(\d+)"')
+
+
+def delete_form(admin, domain: int) -> dict[str, str]:
+    """The delete dialog's form as a browser sends it: the password and what the dialog showed."""
+    dialog = admin.get(f"/admin/domains/delete/?id={domain}")
+    return {"admin_password": ADMIN_PASSWORD, "newest_account": _NEWEST_RE.search(dialog.text).group(1)}
+
+
+def test_accounts_added_after_the_dialog_stop_the_delete(app, admin):
+    domain = add_domain(app)
+    add_account(app, "a@example.com")
+    form = delete_form(admin, domain)
+    add_account(app, "b@example.com")  # the Panel, another admin or an import, meanwhile
+    before = snapshot(app)
+    refused = admin.post(f"/admin/domains/delete/?id={domain}", form)
+    assert refused.status_code == 409
+    assert "1 account was added to example.com meanwhile: nothing was deleted. Look again" in refused.text
+    assert "2 accounts" in refused.text  # the dialog again, as the domain is now
+    assert snapshot(app) == before
+    done = admin.post(f"/admin/domains/delete/?id={domain}", delete_form(admin, domain))
+    assert done.status_code == 200 and "Domain example.com deleted." in done.text
+    assert rows(app, sa.select(MailAccount.email)) == []
+
+
+def test_an_empty_domain_that_gained_an_account_is_not_deleted(app, admin):
+    domain = add_domain(app)
+    form = delete_form(admin, domain)
+    assert form["newest_account"] == "0"
+    add_account(app, "a@example.com")
+    assert admin.post(f"/admin/domains/delete/?id={domain}", form).status_code == 409
+    assert rows(app, sa.select(MailAccount.email)) == [("a@example.com",)]
+
+
+@pytest.mark.parametrize("app_overrides", [{"MAIL_SYNC_SECRET": SYNC_SECRET}])
+def test_a_panel_create_during_the_delete_waits_and_adds_the_domain_again(app, admin):
+    """The Panel's create lands while the delete runs (after it read the domain's accounts, before
+    it removed the domain): it waits for the delete, then adds the domain again. Neither a 500."""
+    domain = add_domain(app)
+    add_account(app, "a@example.com")
+    form = delete_form(admin, domain)
+    panel_answers = []
+
+    def panel_create() -> None:
+        create = {"action": "create", "email": "jane@example.com", "password": "from the panel"}
+        panel_answers.append(sync_call(app.test_client(), create))
+
+    panel = threading.Thread(target=panel_create)
+
+    def panel_calls_now(connection, cursor, statement, *args) -> None:
+        if "FROM mail_accounts" in statement and "domain_id IN" in statement and not panel.is_alive():
+            panel.start()
+            time.sleep(0.5)  # enough for the call to commit, were nothing holding it back
+
+    with app.app_context():
+        engine = get_engine()
+    event.listen(engine, "before_cursor_execute", panel_calls_now)
+    try:
+        deleted = admin.post(f"/admin/domains/delete/?id={domain}", form)
+    finally:
+        event.remove(engine, "before_cursor_execute", panel_calls_now)
+        panel.join(timeout=30)
+    assert deleted.status_code == 200 and "Domain example.com deleted." in deleted.text
+    assert "/example.com/a/Maildir" in deleted.text and "/example.com/jane/Maildir" not in deleted.text
+    assert [(answer.status_code, answer.json) for answer in panel_answers] == [(200, {"status": "ok"})]
+    assert rows(app, sa.select(MailDomain.domain)) == [("example.com",)]
+    assert rows(app, sa.select(MailAccount.email)) == [("jane@example.com",)]

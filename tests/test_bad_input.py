@@ -11,10 +11,12 @@ test_passwords.py; this is the one place that walks the whole spec through the f
 from __future__ import annotations
 
 import html
+import io
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from flask import url_for
@@ -403,6 +405,20 @@ def test_a_refused_destination_is_quoted_escaped_in_the_error(app, admin, jane, 
         assert shown_escaped(response.text, payload)
 
 
+FORMULAS = ["=1+1", "+1", "-1", "@SUM(A1)", "|calc", "\uff1d1+1", "\uff0b1", "\uff0d1", "\uff20SUM(A1)"]
+
+
+@pytest.mark.parametrize("name", FORMULAS, ids=[repr(name[0]) for name in FORMULAS])
+def test_a_display_name_a_spreadsheet_would_run_is_exported_as_text(app, admin, jane, name):
+    """CSV injection: a cell a spreadsheet reads as a formula (also "|" and the full-width = + - @)
+    gets a leading ' in the export."""
+    form = {"display_name": name, "quota_mb": "0", "status": "active", "version": opened_version(admin, jane)}
+    assert admin.post(f"{ACCOUNTS}edit/?id={jane}", form).status_code == 302
+    export = admin.get(f"{ACCOUNTS}export/")
+    assert export.status_code == 200
+    assert export.text.splitlines()[1].split(",")[1] == "'" + name
+
+
 def test_sync_log_shows_what_the_agent_sent_as_text(app, admin, jane):
     """The sync log only ever holds checked addresses; what it shows is escaped all the same."""
     assert sync_call(app.test_client(), {"action": "delete", "email": "jane@example.com", "display_name": PAYLOADS["script"]}).status_code == 200
@@ -575,6 +591,86 @@ def test_an_admin_session_never_opens_the_webhook(app, admin, jane):
     # The session cookie and the CSRF header a page would send, but no secret.
     response = admin.client.post(SYNC_URL, json=DELETE_JANE, headers={"HX-Request": "true", "X-CSRFToken": admin.token})
     assert (response.status_code, response.json) == (403, {"error": "Unauthorized."})
+    assert snapshot(app) == before
+
+
+# --- Uploads and request sizes ---------------------------------------------------------------------
+
+
+class MadeAsRead(io.RawIOBase):
+    """A multipart body of ``size`` bytes (one file field), made as the server reads it: the test
+    sends 100 MB without holding them, and learns how much of it was read."""
+
+    BOUNDARY = "opmail-test-boundary"
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        head = f'--{self.BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\n\r\n'
+        self.head, self.tail = head.encode(), f"\r\n--{self.BOUNDARY}--\r\n".encode()
+        self.size, self.position, self.read_bytes = size, 0, 0
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/form-data; boundary={self.BOUNDARY}"
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self.position = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence] + offset
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+    def readinto(self, buffer) -> int:
+        start, end = self.position, min(self.position + len(buffer), self.size)
+        filler = self.size - len(self.head) - len(self.tail)
+        # The head, then "x" up to the tail, then the tail: the part of each in [start, end).
+        for begin, part in ((0, self.head), (len(self.head), None), (len(self.head) + filler, self.tail)):
+            length = filler if part is None else len(part)
+            low, high = max(start, begin), min(end, begin + length)
+            if low < high:
+                chunk = b"x" * (high - low) if part is None else part[low - begin : high - begin]
+                buffer[low - start : high - start] = chunk
+        self.position, self.read_bytes = end, self.read_bytes + end - start
+        return end - start
+
+
+@pytest.mark.parametrize(("url", "logged_in"), [("/admin/login", False), ("/admin/accounts/import/", True)])
+def test_a_100_mb_post_is_refused_unread_with_a_413_page(app, admin, jane, url, logged_in):
+    body = MadeAsRead(100 * 1024 * 1024)
+    client = admin.client if logged_in else app.test_client()
+    before = snapshot(app)
+    response = client.post(url, input_stream=body, content_type=body.content_type)
+    assert response.status_code == 413 and response.mimetype == "text/html"
+    assert "What you sent is larger than 5 MiB, so none of it was read or saved." in response.text
+    assert "Traceback" not in response.text
+    assert body.read_bytes < 64 * 1024  # refused on its Content-Length, not after reading it
+    assert snapshot(app) == before
+
+
+def test_an_htmx_post_over_the_limit_gets_a_toast(app, admin, jane):
+    body = MadeAsRead(6 * 1024 * 1024)
+    response = admin.client.post(
+        BULK, input_stream=body, content_type=body.content_type,
+        headers={"HX-Request": "true", "X-CSRFToken": admin.token},
+    )
+    assert response.status_code == 413 and "larger than 5 MiB" in toast_of(response)["message"]
+
+
+def test_an_import_file_with_problems_is_listed_and_not_kept(app, admin, jane):
+    """It may hold passwords: a file that fails its check is not stored for the confirm step."""
+    before = snapshot(app)
+    data = b"email,password\njane+x@example.com,secret one\n"
+    response = admin.post(f"{ACCOUNTS}import/", {"file": (io.BytesIO(data), "bad.csv")}, content_type="multipart/form-data")
+    assert response.status_code == 422 and "may only contain" in response.text
+    assert "secret one" not in response.text
+    uploads = Path(app.instance_path) / "opmail-uploads"
+    assert not uploads.exists() or not list(uploads.iterdir())
     assert snapshot(app) == before
 
 

@@ -20,6 +20,8 @@ def test_admin_enrols_logs_out_and_logs_in_with_a_code(logged_in_page: Page) -> 
     page = logged_in_page
     page.get_by_role("link", name="Two-factor authentication: off").click()
     expect(page.get_by_role("heading", name="Two-factor authentication")).to_be_visible()
+    save_screenshot(page, "admin-2fa-set-up")
+    page.get_by_role("button", name="Set up two-factor authentication").click()
     expect(page.locator("figure.opmail-qr svg")).to_be_visible()
     save_screenshot(page, "admin-2fa-enrol")
 
@@ -53,6 +55,7 @@ def test_admin_enrols_logs_out_and_logs_in_with_a_code(logged_in_page: Page) -> 
 def test_recovery_code_link_works_without_a_phone(logged_in_page: Page) -> None:
     page = logged_in_page
     page.goto("/admin/two-factor/")
+    page.get_by_role("button", name="Set up two-factor authentication").click()
     totp = pyotp.TOTP(page.locator("[data-totp-key]").inner_text().replace(" ", ""))
     page.get_by_label("Code from your authenticator app").fill(totp.now())
     page.get_by_role("button", name="Turn on two-factor authentication").click()

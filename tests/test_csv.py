@@ -60,6 +60,12 @@ def problems_on(preview) -> list[tuple[str, str, str]]:
     return [(row, column, html.unescape(message)) for row, column, message in cells]
 
 
+def kept_uploads(app) -> list[Path]:
+    """The import files waiting on the server for their confirm step."""
+    folder = Path(app.instance_path) / "opmail-uploads"
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
 def account_rows(app) -> list[tuple]:
     return sorted(
         rows(app, sa.select(MailAccount.email, MailAccount.quota_mb, MailAccount.display_name, MailAccount.is_active))
@@ -300,12 +306,13 @@ def test_each_problem_is_listed_with_its_row_and_nothing_is_written(app, admin, 
         get_session().commit()
     before = snapshot(app)
     preview = upload(admin, HEADER + lines + "\n")
-    assert preview.status_code == 200
+    assert preview.status_code == 422
     assert "Nothing was written: fix the file and upload it again." in preview.text
     assert 'name="token"' not in preview.text  # no Import button
     found = problems_on(preview)
     assert any(r == row and c == column and message in m for r, c, m in found), found
     assert snapshot(app) == before
+    assert kept_uploads(app) == []  # its passwords are not kept on the server
 
 
 def test_every_bad_row_is_listed_at_once_beside_the_good_ones(app, admin, domains):
@@ -338,10 +345,11 @@ def test_every_bad_row_is_listed_at_once_beside_the_good_ones(app, admin, domain
 def test_files_that_are_no_accounts_csv_get_a_message_never_a_500(app, admin, domains, data, message):
     before = snapshot(app)
     preview = upload(admin, data)
-    assert preview.status_code == 200
+    assert preview.status_code == 422
     assert message in html.unescape(preview.text)
     assert "Nothing was written" in preview.text and 'name="token"' not in preview.text
     assert snapshot(app) == before
+    assert kept_uploads(app) == []
 
 
 def test_a_file_over_the_row_limit_is_refused(app, admin, domains, monkeypatch):
@@ -379,6 +387,18 @@ def test_confirm_checks_the_file_again_and_writes_nothing_when_the_database_chan
     assert "The file has problems: nothing was written." in response.text
     assert ("3", "email", "The account b@example.com already exists.") in problems_on(response)
     assert snapshot(app) == before
+    assert kept_uploads(app) == []  # failed its check now: removed at once
+    assert admin.post(CONFIRM, {"token": token}).status_code == 302  # "expired"
+
+
+def test_a_preview_that_fails_its_check_again_removes_the_upload(app, admin, domains):
+    token = token_of(upload(admin, HEADER + "a@example.com,pw 1,,,\n"))
+    assert len(kept_uploads(app)) == 1
+    add_account(app, "a@example.com")
+    preview = admin.get(f"{IMPORT}?token={token}")
+    assert preview.status_code == 422
+    assert ("2", "email", "The account a@example.com already exists.") in problems_on(preview)
+    assert kept_uploads(app) == []
 
 
 def test_an_address_added_during_the_write_rolls_back_every_chunk(app, domains):

@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,7 @@ from tests.helpers import SYNC_SECRET, add_account, add_domain, snapshot, sync_c
 
 AWAY = "The mail database is not answering. Try again in a moment."
 CREATE_JANE = {"action": "create", "email": "jane@example.com", "password": "from the panel"}
+NEW_ACCOUNT = {"email": "ann@example.com", "password": "a new password", "quota_mb": "0"}
 
 
 @pytest.fixture
@@ -37,21 +41,29 @@ def app_overrides():
 
 
 @contextmanager
+def database_hook(app, hook: Callable[..., None]) -> Iterator[None]:
+    """Run ``hook`` before every statement the app's engine sends (``before_cursor_execute``)."""
+    with app.app_context():
+        engine = get_engine()
+    event.listen(engine, "before_cursor_execute", hook)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", hook)
+
+
+@contextmanager
 def database_fails(app, when: Callable[[str], bool] = lambda statement: True) -> Iterator[None]:
     """Every statement ``when`` picks fails in the driver, as on a server that went away."""
     with app.app_context():
-        engine = get_engine()
-    dbapi_error = engine.dialect.loaded_dbapi.OperationalError
+        dbapi_error = get_engine().dialect.loaded_dbapi.OperationalError
 
     def fail(connection, cursor, statement, *args) -> None:
         if when(statement):
             raise dbapi_error(2013, "Lost connection to server during query")
 
-    event.listen(engine, "before_cursor_execute", fail)
-    try:
+    with database_hook(app, fail):
         yield
-    finally:
-        event.remove(engine, "before_cursor_execute", fail)
 
 
 def assert_away_page(response) -> None:
@@ -172,6 +184,13 @@ class PrivateMariaDB:
         self.process.terminate()
         self.process.wait(timeout=30)
 
+    def hang(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open and the port accepts, nothing answers."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
     def answers(self) -> bool:
         try:
             socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
@@ -243,3 +262,89 @@ def test_mariadb_restarted_mid_session(private_mariadb, tmp_path):
     assert sync_call(admin.client, {"action": "delete", "email": "jane@example.com"}).status_code == 200
     with app.app_context():
         get_engine().dispose()
+
+
+# --- a real MariaDB server hangs (SIGSTOP) and comes back (SIGCONT) ---------------------------------
+
+TIMEOUT = 2  # DATABASE_TIMEOUT and DATABASE_CONNECT_TIMEOUT for these tests, in seconds
+# Pre-ping, then a fresh connection's greeting: at most two timeouts, and a little to spare.
+ANSWER_WITHIN = 2 * TIMEOUT + 2
+
+
+def within(seconds: float, request: Callable[[], object]):
+    """``request()``'s result, which must come within ``seconds``; else the test fails (and the
+    call, still blocked on the hung server, finishes in its thread once the server resumes)."""
+    pool = ThreadPoolExecutor(1)
+    try:
+        return pool.submit(request).result(timeout=seconds)
+    except FutureTimeout:
+        pytest.fail(f"no answer within {seconds} s from a hung database")
+    finally:
+        pool.shutdown(wait=False)
+
+
+@pytest.fixture
+def hung_setup(private_mariadb, tmp_path):
+    """An app on the private server with a domain, jane and a logged-in admin, pool warmed up."""
+    app = make_app(
+        private_mariadb.url, tmp_path, MAIL_SYNC_SECRET=SYNC_SECRET,
+        DATABASE_TIMEOUT=TIMEOUT, DATABASE_CONNECT_TIMEOUT=TIMEOUT,
+    )
+    with app.app_context():
+        create_schema()
+    add_admin(app)
+    admin = log_in(app.test_client())
+    domain = add_domain(app)
+    add_account(app, "jane@example.com")
+    assert admin.get("/admin/accounts/").status_code == 200
+    yield app, admin, domain
+    private_mariadb.resume()  # whatever the test did
+    with app.app_context():
+        get_engine().dispose()
+
+
+def test_a_hung_database_gets_503s_in_seconds_and_writes_nothing(private_mariadb, hung_setup):
+    app, admin, _ = hung_setup
+    before = snapshot(app)
+    private_mariadb.hang()
+    try:
+        assert_away_json(within(ANSWER_WITHIN, lambda: sync_call(admin.client, CREATE_JANE)))
+        assert_away_page(within(ANSWER_WITHIN, lambda: admin.get("/admin/accounts/")))
+        toast = within(ANSWER_WITHIN, lambda: admin.post("/admin/accounts/new/", NEW_ACCOUNT, htmx=True))
+        assert toast.status_code == 503 and AWAY in toast.headers["HX-Trigger"]
+        cli = within(ANSWER_WITHIN, lambda: app.test_cli_runner().invoke(args=["opmail", "refresh-usage"]))
+        assert cli.exit_code == 1
+        assert cli.output.startswith("Error: the database is not answering (") and cli.output.count("\n") == 1
+        # Static files need no database: they come at once.
+        for url in ("/static/opmail/opmail.js", "/admin/static/admin/js/helpers.js"):
+            static = within(1, lambda url=url: admin.get(url))
+            static.close()
+            assert static.status_code == 200
+    finally:
+        private_mariadb.resume()
+    assert snapshot(app) == before
+    # The workers are not stuck: the next requests find fresh connections and work.
+    assert admin.get("/admin/accounts/").status_code == 200
+    assert sync_call(admin.client, CREATE_JANE).json == {"status": "ok"}
+    assert "jane@example.com" in admin.get("/admin/accounts/?q=jane").text
+
+
+def test_a_database_that_hangs_mid_delete_keeps_everything(private_mariadb, hung_setup):
+    """Frozen between the cascade's statements: the request answers 503, and the transaction the
+    server holds open is rolled back once it runs again (the client is gone). Nothing is half-deleted."""
+    app, admin, domain = hung_setup
+    before = snapshot(app)
+
+    def freeze_before_the_accounts_go(connection, cursor, statement, *args) -> None:
+        if statement.startswith("DELETE FROM mail_accounts"):
+            private_mariadb.hang()
+
+    with database_hook(app, freeze_before_the_accounts_go):
+        answer = within(
+            ANSWER_WITHIN,
+            lambda: admin.post(f"/admin/domains/delete/?id={domain}", {"admin_password": ADMIN_PASSWORD}),
+        )
+    assert_away_page(answer)
+    private_mariadb.resume()
+    assert snapshot(app) == before
+    assert admin.get(f"/admin/domains/delete/?id={domain}").status_code == 200

@@ -283,6 +283,17 @@ def test_refresh_usage_measures_every_maildir(app, runner, mailboxes, unreadable
     }
 
 
+def test_sizes_are_counted_with_crlf_line_ends_as_dovecot_does(tmp_path):
+    maildir = tmp_path / "Maildir"
+    # LF lines, CRLF lines, and a CRLF split across two 64 KiB reads (one byte before the LF).
+    body = b"x" * 65535 + b"\r\n" + b"lf line\n" * 10 + b"crlf line\r\n" * 10
+    message(maildir / "cur", "1.M1.other:2,S", 0)
+    (maildir / "cur" / "1.M1.other:2,S").write_bytes(body)
+    # Dovecot's own name carries the size with CRLF (W=): it is taken as it is.
+    message(maildir / "new", "2.M2.host,S=5,W=7", 5)
+    assert dovecot.maildir_usage(maildir) == (len(body) + 10 + 7, 2)
+
+
 def test_refresh_usage_works_in_batches_and_reports_progress(app, mailboxes):
     done = []
     with app.app_context():

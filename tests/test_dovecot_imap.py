@@ -7,6 +7,7 @@ admin's forms and bulk actions, or the Panel's webhook.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from opmail.admin.format import size_label
+from opmail.db import get_engine
 from opmail.models import MailAccount, MailDomain, MailQuotaUsage
 from tests.conftest import ADMIN_PASSWORD
 from tests.helpers import opened_version, rows
@@ -226,6 +228,43 @@ def test_usage_written_by_dovecot_shows_in_the_accounts_list(dovecot, app, admin
     assert updated_at is not None  # stamped by the database: Dovecot writes bytes and messages only
     page = admin.get(f"/admin/accounts/?q={email}")
     assert f"{size_label(used)} used" in page.text
+
+
+def doveadm(dovecot: MailServer, *args: str) -> list[dict[str, str]]:
+    """A doveadm command's table (``-f tab``), one dict per row."""
+    header, *lines = dovecot.doveadm("-f", "tab", *args).splitlines()
+    return [dict(zip(header.split("\t"), line.split("\t"), strict=True)) for line in lines]
+
+
+def test_refresh_usage_counts_what_dovecot_counts(dovecot, app, admin, domain, runner):
+    """quota_vsizes: Dovecot counts every message with CRLF line ends, while the Maildir files hold
+    LF. refresh-usage stores Dovecot's number, which ``doveadm quota get`` shows in KiB."""
+    email = f"jane@{domain}"
+    add_account(admin, email, quota_mb=10)
+    imap = dovecot.login(email, PASSWORD)
+    lines = b"From: a@example.net\r\nSubject: lines\r\n\r\n" + b"a line of text\r\n" * 3000
+    assert imap.append("INBOX", None, None, lines)[0] == "OK"
+    assert imap.create("Sent")[0] == "OK" and imap.append("Sent", None, None, MESSAGE)[0] == "OK"
+    imap.logout()
+    # One delivered by another program: LF line ends, no sizes in its file name.
+    maildir = dovecot.mail_root / domain / "jane" / "Maildir"
+    elsewhere = maildir / "new" / "1700000000.M1P1.elsewhere"
+    elsewhere.write_bytes(b"From: b@example.net\nSubject: other\n\n" + b"more text\n" * 1000)
+    os.chown(elsewhere, maildir.stat().st_uid, maildir.stat().st_gid)
+    on_disk = sum(path.stat().st_size for path in maildir.glob("**/*") if path.parent.name in ("cur", "new"))
+
+    doveadm(dovecot, "quota", "recalc", "-u", email)
+    [status] = doveadm(dovecot, "mailbox", "status", "-u", email, "-t", "vsize messages", "*")
+    quota = {row["Type"]: int(row["Value"]) for row in doveadm(dovecot, "quota", "get", "-u", email)}
+    with app.app_context(), get_engine().begin() as connection:  # forget what quota_clone wrote
+        connection.execute(sa.delete(MailQuotaUsage).where(MailQuotaUsage.email == email))
+    result = runner.invoke(args=["opmail", "refresh-usage"])
+    assert result.exit_code == 0, result.output
+
+    [(used, messages)] = rows(app, sa.select(MailQuotaUsage.bytes, MailQuotaUsage.messages).where(MailQuotaUsage.email == email))
+    assert (used, messages) == (int(status["vsize"]), int(status["messages"])) == (used, 3)
+    assert (-(-used // 1024), messages) == (quota["STORAGE"], quota["MESSAGE"])  # KiB, rounded up
+    assert used > on_disk  # what `du -b` would have said
 
 
 def test_admin_delete_refuses_login_and_keeps_the_maildir(dovecot, admin, domain):

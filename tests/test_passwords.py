@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 import bcrypt as pyca_bcrypt
 import pytest
 
@@ -91,3 +94,13 @@ def test_well_formed_hashes_are_recognised(value, stored):
 )
 def test_malformed_or_unsupported_hashes_are_not_accepted(value):
     assert not is_dovecot_hash(value)
+
+
+def test_the_readme_hashes_are_of_the_password_it_names():
+    """An admin pastes the README's examples: the hashes there must log in with the password it
+    names, or the first try of the webhook or the import looks broken."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    hashes = re.findall(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}", readme)
+    assert len(hashes) == 2 and readme.count('"rasmuslerdorf"') == 2
+    for stored in hashes:
+        assert to_dovecot_hash(stored) is not None and verify_password("rasmuslerdorf", stored), stored

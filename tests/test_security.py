@@ -14,6 +14,7 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 
 from opmail.db import get_session
 from opmail.models import MailAccount, MailDomain, SyncEvent
+from tests.conftest import ADMIN_PASSWORD
 from tests.test_sync import CREATE, DELETE, PANEL_STORED, SECRET, URL, app_overrides  # noqa: F401
 
 PARALLEL = 20
@@ -159,3 +161,62 @@ def test_create_racing_delete_ends_as_one_of_the_two_orders(mariadb, live_server
         final = "deleted" if account.deleted_at is not None else "live"
         assert (outcomes(mariadb, email), final) in SERIAL_ORDERS[start], email
         assert (account.password, account.is_active) == (PANEL_STORED, True)
+
+
+# The Panel adds accounts to a domain while an admin deletes it: a burst of creates from a few agent
+# connections and the admin's delete start together, round after round.
+ROUNDS = 8
+AGENTS = 4
+BURST = 3
+_DELETED_COUNT = re.compile(r"<li>(\d+) accounts?")
+
+
+@pytest.mark.mariadb_only
+@pytest.mark.parametrize(
+    "app_overrides", [{"MAIL_SYNC_SECRET": SECRET, "OPMAIL_PASSWORD_RATE_LIMIT": "1000 per minute"}]
+)
+def test_domain_deletes_racing_panel_creates_end_in_clear_answers(mariadb, live_server, admin):
+    created, deleted, refused = [], 0, 0
+    for round_number in range(ROUNDS):
+        seed = f"seed{round_number}@race.example"
+        assert call(live_server, {**CREATE, "email": seed, "domain": "race.example"})[0] == 200
+        created.append(seed)
+        domain = admin.get("/admin/domains/").text.split('data-domain="race.example"')[1]
+        domain_id = re.search(r"/admin/domains/delete/\?id=(\d+)", domain).group(1)
+        url = f"/admin/domains/delete/?id={domain_id}"
+        form = {"admin_password": ADMIN_PASSWORD}
+        if round_number % 2:  # what a browser sends; without it, the delete takes whatever is there
+            form["newest_account"] = re.search(r'name="newest_account" value="(\d+)"', admin.get(url).text).group(1)
+        bodies = [
+            {**CREATE, "email": f"r{round_number}-a{agent}-{n}@race.example", "domain": "race.example"}
+            for agent in range(AGENTS)
+            for n in range(BURST)
+        ]
+        barrier = threading.Barrier(AGENTS + 1)
+
+        def agent(own: list[dict], barrier: threading.Barrier = barrier) -> list[tuple[int, dict]]:
+            barrier.wait()
+            return [call(live_server, body) for body in own]
+
+        with ThreadPoolExecutor(AGENTS) as pool:
+            burst = [pool.submit(agent, bodies[n * BURST : (n + 1) * BURST]) for n in range(AGENTS)]
+            barrier.wait()
+            answer = admin.post(url, form)
+            answers = [result for future in burst for result in future.result()]
+        assert answers == [(200, {"status": "ok"})] * len(bodies), round_number
+        created += [body["email"] for body in bodies]
+        if answer.status_code == 200:
+            assert "Domain race.example deleted." in answer.text
+            deleted += int(_DELETED_COUNT.search(answer.text).group(1))
+        else:
+            assert answer.status_code == 409 and "newest_account" in form, (answer.status_code, answer.text)
+            assert "meanwhile: nothing was deleted. Look again" in answer.text
+            refused += 1
+    with mariadb.app_context():
+        remaining = get_session().scalars(select(MailAccount.email)).all()
+        logged = get_session().scalars(select(SyncEvent.outcome)).all()
+    # Every account the Panel was told exists either went with a delete the admin saw succeed, or
+    # is still there: none lost, none twice.
+    assert set(remaining) <= set(created)
+    assert deleted + len(remaining) == len(created), (deleted, len(remaining), refused)
+    assert sorted(logged) == ["created"] * len(created)

@@ -156,25 +156,45 @@ class AccountsView(ProtectedView, ModelView):
         response.headers["Content-Disposition"] = f'attachment; filename="accounts-{utcnow():%Y%m%d-%H%M}.csv"'
         return response
 
-    def render_import(self, form: AccountImportForm, token: str | None = None, status: int = 200):
-        """The upload form, and with ``token`` the preview of that file: its problems, one page of rows."""
-        context = {"form": form, "token": token, "check": None, "max_rows": IMPORT_MAX_ROWS}
+    def render_import(
+        self,
+        form: AccountImportForm,
+        token: str | None = None,
+        status: int = 200,
+        check: imports.ImportCheck | None = None,
+    ):
+        """The upload form; with ``token``, the preview of that kept file (one page of rows);
+        with a ``check`` that failed, its problems and all its rows (the file itself is gone)."""
+        context = {"form": form, "token": None, "check": None, "max_rows": IMPORT_MAX_ROWS}
         if token:
+            # Checked again: the database may have changed since the upload.
             check = imports.check_import(uploads.load(token) or b"", IMPORT_MAX_ROWS)
+            if not check.ok:
+                uploads.discard(token)
+                token, status = None, 422
+        if check is None:
+            return self.render("opmail/admin/accounts/import.html", **context), status
+        if token:
             pages = max(1, -(-len(check.rows) // PER_PAGE))
             page = min(max(1, get_id(request.args.get("page")) or 1), pages)
             rows = check.rows[(page - 1) * PER_PAGE : page * PER_PAGE]
             context.update(
-                check=check,
+                token=token,
                 page=Page(rows=rows, total=len(check.rows), page=page, per_page=PER_PAGE),
                 list_url=lambda page=1: self.get_url(".import_view", token=token, page=page),
                 confirm=AccountImportConfirmForm(formdata=None, token=token),
             )
+        else:
+            # No file to page through any more: every row (at most IMPORT_MAX_ROWS) on one page.
+            whole = Page(rows=check.rows, total=len(check.rows), page=1, per_page=max(1, len(check.rows)))
+            context.update(page=whole, list_url=lambda page=1: self.get_url(".import_view"))
+        context["check"] = check
         return self.render("opmail/admin/accounts/import.html", **context), status
 
     @expose("/import/", methods=("GET", "POST"))
     def import_view(self):
-        """GET: the upload form, or (``?token=``) the preview. POST: keep the upload, show its preview."""
+        """GET: the upload form, or (``?token=``) the preview. POST: check the upload; keep it for
+        the confirm step only when it passed (it holds passwords), else list its problems."""
         token = request.args.get("token")
         if token and uploads.load(token) is None:
             flash("That upload has expired: upload the file again.", "error")
@@ -182,8 +202,11 @@ class AccountsView(ProtectedView, ModelView):
         form = AccountImportForm()
         if form.validate_on_submit():
             # One byte past the limit is enough for the check to say the file is too large.
-            token = uploads.keep(form.file.data.stream.read(MAX_BYTES + 1))
-            return redirect(self.get_url(".import_view", token=token))
+            data = form.file.data.stream.read(MAX_BYTES + 1)
+            check = imports.check_import(data, IMPORT_MAX_ROWS)
+            if not check.ok:
+                return self.render_import(AccountImportForm(formdata=None), status=422, check=check)
+            return redirect(self.get_url(".import_view", token=uploads.keep(data)))
         return self.render_import(form, token, 422 if form.errors else 200)
 
     @expose("/import/confirm/", methods=("POST",))
@@ -199,6 +222,7 @@ class AccountsView(ProtectedView, ModelView):
             emails = imports.import_accounts(check)
         except InvalidInput as error:
             flash(error.message, "error")
+            # The preview again, checked once more: a file that now fails is removed there.
             return self.render_import(AccountImportForm(formdata=None), form.token.data, 422)
         uploads.discard(form.token.data)
         flash(f"Imported {_plural(len(emails))}.", "success")

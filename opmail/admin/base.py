@@ -9,6 +9,7 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms import ValidationError
 
 from .. import audit
+from ..addresses import InvalidInput
 from ..auth import acting_admin_name, admin_access_allowed, confirm_password, two_factor_setup_due
 from ..db import get_session
 from ..errors import add_page_handlers
@@ -103,16 +104,26 @@ class ProtectedView:
         needs, read only when it is shown.
         """
         form = AdminPasswordForm()
+        status = 200
         if form.validate_on_submit():
-            if confirm_password(form.admin_password.data):
-                report = delete()
-                maildirs = [maildir_path(email) for email in report.changed]
-                return self.render(
-                    f"{folder}/deleted.html", report=report, maildirs=maildirs, **shown
-                )
-            form.admin_password.errors = [WRONG_PASSWORD_NOTHING_DELETED]
+            if not confirm_password(form.admin_password.data):
+                form.admin_password.errors = [WRONG_PASSWORD_NOTHING_DELETED]
+                status = 422
+            else:
+                try:
+                    report = delete()
+                except InvalidInput as error:
+                    # What the dialog listed changed meanwhile: show it again, as it is now.
+                    form.add_error(error)
+                    status = 409
+                else:
+                    maildirs = [maildir_path(email) for email in report.changed]
+                    return self.render(
+                        f"{folder}/deleted.html", report=report, maildirs=maildirs, **shown
+                    )
+        elif form.errors:
+            status = 422
         template = "_delete_dialog.html" if is_htmx() else "delete.html"
-        status = 422 if form.errors else 200
         return self.render(f"{folder}/{template}", form=form, **shown, **dialog()), status
 
     def create_blueprint(self, admin):

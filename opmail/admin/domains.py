@@ -72,7 +72,13 @@ class DomainsView(ProtectedView, ModelView):
         domain = self._domain_or_404()
         return self.password_confirmed_delete(
             "opmail/admin/domains",
-            lambda: domains.delete_domains([domain.id]),
+            lambda: domains.delete_domains([domain.id], _newest_account_seen()),
             lambda: {"contents": domain_contents(domain.id)},
             domain=domain,
         )
+
+
+def _newest_account_seen() -> int | None:
+    """The newest account id the delete dialog showed (0: the domain had none); None without one."""
+    seen = request.form.get("newest_account", "")
+    return int(seen) if seen.isascii() and seen.isdigit() and len(seen) <= 19 else None

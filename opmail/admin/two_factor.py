@@ -7,7 +7,7 @@ that gates access with ``access=`` owns login and its second factor.
 from __future__ import annotations
 
 import segno
-from flask import current_app, flash, redirect, request, session
+from flask import current_app, flash, redirect, request
 from flask_admin import BaseView, expose
 from markupsafe import Markup
 
@@ -16,11 +16,7 @@ from ..addresses import InvalidInput
 from ..auth import check_admin_password, current_admin, keep_session
 from ..config import flag
 from .base import ProtectedView
-from .forms import RecoveryCodesForm, TwoFactorCodeForm, TwoFactorOffForm
-
-# The secret being enrolled, until a code proves the app has it. The session cookie is signed, not
-# encrypted: the admin can read it, but the admin sees the same secret on the page anyway.
-PENDING_SECRET_KEY = "opmail_2fa_pending_secret"  # noqa: S105 a session key name
+from .forms import AdminForm, RecoveryCodesForm, TwoFactorCodeForm, TwoFactorOffForm
 
 
 def qr_svg(uri: str) -> Markup:
@@ -49,14 +45,18 @@ class TwoFactorView(ProtectedView, BaseView):
             forms.setdefault("new_codes", RecoveryCodesForm(formdata=None))
             context["remaining"] = admin_2fa.remaining_recovery_codes(admin)
         else:
-            # Kept across reloads, so a QR code already scanned stays the one to confirm.
-            secret = session.setdefault(PENDING_SECRET_KEY, admin_2fa.new_secret())
-            forms.setdefault("enable", TwoFactorCodeForm(formdata=None))
-            context.update(
-                qr=qr_svg(admin_2fa.provisioning_uri(secret, f"{admin.username}@{request.host}")),
-                key=grouped(secret),
-                required=flag(current_app.config, "OPMAIL_REQUIRE_2FA"),
-            )
+            context["required"] = flag(current_app.config, "OPMAIL_REQUIRE_2FA")
+            # The key waits on the admin's row (set up by a POST: a GET changes nothing), so a
+            # reload shows the QR code already scanned.
+            secret = admin.totp_pending_secret
+            if secret is None:
+                forms.setdefault("start", AdminForm(formdata=None))
+            else:
+                forms.setdefault("enable", TwoFactorCodeForm(formdata=None))
+                context.update(
+                    qr=qr_svg(admin_2fa.provisioning_uri(secret, f"{admin.username}@{request.host}")),
+                    key=grouped(secret),
+                )
         return self.render("opmail/admin/two_factor/index.html", **context, **forms), status
 
     def _codes_page(self, codes: list[str], turned_on: bool):
@@ -66,20 +66,25 @@ class TwoFactorView(ProtectedView, BaseView):
     def index(self):
         return self._page()
 
+    @expose("/start/", methods=("POST",))
+    def start_view(self):
+        """Make the key to enrol (the page then shows its QR code)."""
+        if AdminForm().validate_on_submit():
+            admin_2fa.start_enrolment(current_admin())
+        return redirect(self.get_url(".index"))
+
     @expose("/enable/", methods=("POST",))
     def enable_view(self):
         admin = current_admin()
-        secret = session.get(PENDING_SECRET_KEY)
-        if admin_2fa.is_on(admin) or secret is None:
-            return redirect(self.get_url(".index"))  # a second submit, or an expired session
+        if admin_2fa.is_on(admin) or admin.totp_pending_secret is None:
+            return redirect(self.get_url(".index"))  # a second submit, or reset meanwhile
         form = TwoFactorCodeForm()
         if form.validate_on_submit():
             try:
-                codes = admin_2fa.enable(admin, secret, form.code.data)
+                codes = admin_2fa.enable(admin, form.code.data)
             except InvalidInput as error:
                 form.add_error(error)
             else:
-                session.pop(PENDING_SECRET_KEY)
                 keep_session(admin)  # the admin's other sessions end, this one stays
                 return self._codes_page(codes, turned_on=True)
         return self._page(422, enable=form)

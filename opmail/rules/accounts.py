@@ -290,7 +290,13 @@ def delete_accounts(raw_ids: Iterable[object]) -> DeletionReport:
 
 
 def delete_accounts_in(db, ids: list[int]) -> DeletionReport:
-    found = dict(db.execute(select(MailAccount.id, MailAccount.email).where(MailAccount.id.in_(ids))).all())
+    # Locked, and read as committed now (not as the request's first read saw it): an account the
+    # Panel added since is deleted too, never left to fail the domain's delete on its foreign key.
+    found = dict(
+        db.execute(
+            select(MailAccount.id, MailAccount.email).where(MailAccount.id.in_(ids)).with_for_update()
+        ).all()
+    )
     emails = list(found.values())
     report = DeletionReport(
         changed=[found[i] for i in sorted(found)],

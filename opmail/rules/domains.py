@@ -57,12 +57,23 @@ def set_domains_active(raw_ids: Iterable[object], active: bool) -> BulkResult:
     )
 
 
-def delete_domains(raw_ids: Iterable[object]) -> DeletionReport:
-    """Delete domains with all their accounts (same cascade as account delete) and aliases."""
+def delete_domains(raw_ids: Iterable[object], newest_account: int | None = None) -> DeletionReport:
+    """Delete domains with all their accounts (same cascade as account delete) and aliases.
+
+    ``newest_account``: the highest account id the admin was shown in these domains. An account
+    added after it (by the Panel, another admin, an import) refuses the delete: the admin confirmed
+    what the dialog listed, not what arrived since.
+    """
     ids, junk = split_ids(raw_ids)
     with transaction() as db:
-        found = dict(db.execute(select(MailDomain.id, MailDomain.domain).where(MailDomain.id.in_(ids))).all())
-        account_ids = db.scalars(select(MailAccount.id).where(MailAccount.domain_id.in_(found))).all()
+        found = _lock_domains(db, ids)
+        # A locking read: it sees (and holds) what was committed up to now, not the snapshot the
+        # request's first read took, so no account of these domains escapes the cascade.
+        account_ids = db.scalars(
+            select(MailAccount.id).where(MailAccount.domain_id.in_(found)).with_for_update()
+        ).all()
+        if newest_account is not None:
+            _refuse_accounts_added_since(newest_account, account_ids, [found[i] for i in sorted(found)])
         report = delete_accounts_in(db, account_ids)
         alias_names = db.scalars(
             select(MailAlias.alias_email).where(MailAlias.domain_id.in_(found)).distinct()
@@ -82,3 +93,29 @@ def delete_domains(raw_ids: Iterable[object]) -> DeletionReport:
     report.skipped = junk + [str(i) for i in ids if i not in found]
     report.domains = [found[i] for i in sorted(found)]
     return report
+
+
+def _refuse_accounts_added_since(newest_shown: int, account_ids: list[int], domains: list[str]) -> None:
+    added = sum(account_id > newest_shown for account_id in account_ids)
+    if added:
+        raise InvalidInput(
+            f"{added} account{' was' if added == 1 else 's were'} added to"
+            f" {', '.join(map(display_domain, domains))} meanwhile: nothing was deleted."
+            " Look again at what goes with it."
+        )
+
+
+def _lock_domains(db, ids: list[int]) -> dict[int, str]:
+    """Hold the domains (id → name) until the commit, so nothing adds accounts to them meanwhile.
+
+    An UPDATE, not FOR UPDATE: SQLite ignores FOR UPDATE and reads outside a write transaction,
+    while an UPDATE starts one there (no other writer until the commit) and takes the rows' write
+    locks on MariaDB. The Panel's create holds a domain it adds to in share mode
+    (``rules.sync.sync_create``): one waits for the other, and neither meets a foreign-key error.
+    """
+    db.execute(update(MailDomain).where(MailDomain.id.in_(ids)).values(updated_at=utcnow()))
+    return dict(
+        db.execute(
+            select(MailDomain.id, MailDomain.domain).where(MailDomain.id.in_(ids)).with_for_update()
+        ).all()
+    )

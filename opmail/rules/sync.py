@@ -37,6 +37,10 @@ class SyncCall:
     quota_mb: int = 0
 
 
+class DomainDeleted(Exception):
+    """The domain a create was adding to was deleted meanwhile: the call starts over (and adds it)."""
+
+
 class InvalidSyncCall(InvalidInput):
     """A webhook body the contract refuses; ``errors`` maps each field to its messages."""
 
@@ -100,6 +104,10 @@ _IDS = select(
 _LOCKED_BY_ID = (
     select(_ACCOUNTS.c.id, _ACCOUNTS.c.deleted_at).where(_ACCOUNTS.c.id == bindparam("account_id")).with_for_update()
 )
+# A domain the create adds an account to, held in share mode until the commit: creates in one
+# domain go on side by side, while an admin's delete of the domain (rules.domains) waits for them,
+# or they for it.
+_SHARED_DOMAIN = select(_DOMAINS.c.id).where(_DOMAINS.c.id == bindparam("domain_id")).with_for_update(read=True)
 # SET takes the columns named in the parameters (all but the ones of WHERE).
 _UPDATE_BY_ID = update(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("account_id"))
 _UPDATE_LIVE_BY_EMAIL = update(_ACCOUNTS).where(
@@ -133,9 +141,10 @@ def _synced(
                     },
                 )
             return outcome
-        except IntegrityError:
-            # A concurrent call inserted the same domain or address first. A new transaction (new
-            # MariaDB snapshot, no locks kept) finds that row and updates it instead.
+        except (IntegrityError, DomainDeleted):
+            # A concurrent call inserted the same domain or address first, or an admin deleted the
+            # domain. A new transaction (new MariaDB snapshot, no locks kept) finds that row and
+            # updates it instead, or adds the domain again.
             attempts_left -= 1
             if not attempts_left:
                 raise
@@ -165,7 +174,13 @@ def sync_create(email: str, password_hash: str, quota_mb: int, remote_addr: str 
                 connection.execute(_UPDATE_BY_ID, {"account_id": account.id, **values})
                 return "revived" if account.deleted_at is not None else "updated"
         domain_id = ids.domain
-        if domain_id is None:
+        if domain_id is not None:
+            if connection.execute(_SHARED_DOMAIN, {"domain_id": domain_id}).first() is None:
+                # An admin deleted the domain since the ids were read. Adding it again here, after
+                # a locking read that found nothing, would deadlock with another create doing the
+                # same: start afresh instead, and that transaction adds the domain.
+                raise DomainDeleted(domain)
+        else:
             domain_id = connection.execute(
                 _INSERT_DOMAIN, {"domain": domain, "created_at": now, "updated_at": now}
             ).inserted_primary_key[0]
