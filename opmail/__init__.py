@@ -30,7 +30,7 @@ from .config import (
     make_instance_folder,
     settings_from_env,
 )
-from .db import enforce_sqlite_foreign_keys
+from .db import enforce_sqlite_foreign_keys, watch_commits
 from .models import BIND_KEY
 
 if TYPE_CHECKING:
@@ -139,6 +139,7 @@ class OpMail:
         )
         with app.app_context():
             enforce_sqlite_foreign_keys(db.engines[BIND_KEY])
+            watch_commits(db.engines[BIND_KEY])
 
         init_admin(app, self.admin, app.config["MAIL_ADMIN_PREFIX"])
         security.init_app(app)

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, select, update
 
 from . import audit
 from .config import flag
-from .db import get_session
+from .db import get_session, retried
 from .models import Admin, utcnow
 from .passwords import hash_password, validate_password, verify_password
 
@@ -41,6 +41,7 @@ def hash_admin_password(plain: str) -> str:
     return hash_password(plain, "BLF-CRYPT", bcrypt_rounds=current_app.config["OPMAIL_BCRYPT_ROUNDS"])
 
 
+@retried
 def set_admin_password(username: str, plain: str) -> bool:
     """Create admin ``username`` or change its password; True when it was created."""
     db = get_session()
@@ -117,6 +118,7 @@ def count_failure(admin: Admin) -> None:
     raise TooManyAttempts(seconds)
 
 
+@retried
 def write_bookkeeping(
     admin: Admin, *conditions: ColumnElement[bool], logged_as: str | None = None, **values: object
 ) -> bool:
@@ -153,6 +155,7 @@ def unlock_admin(username: str) -> bool:
     return True
 
 
+@retried
 def log_in(admin: Admin) -> None:
     # A fresh session on login: nothing an attacker planted before survives it.
     session.clear()
