@@ -126,7 +126,7 @@ def test_a_lock_wait_timeout_is_not_retried(app, client):
     assert failures.raised == 1 and response.status_code == 503
 
 
-@pytest.mark.parametrize("db_url", ["mysql"], indirect=True)
+@pytest.mark.mariadb_only
 def test_a_connection_lost_before_commit_is_retried_once(app, client):
     with statement_fails(app, 1, inserts_into("sync_events"), error=LOST) as failures:
         assert sync_call(client, CREATE_JANE).json == {"status": "ok"}
@@ -138,7 +138,7 @@ def test_a_connection_lost_before_commit_is_retried_once(app, client):
     assert rows(app, sa.select(SyncEvent.outcome)) == [("created",)]
 
 
-@pytest.mark.parametrize("db_url", ["mysql"], indirect=True)
+@pytest.mark.mariadb_only
 def test_a_connection_lost_during_commit_is_not_retried(app, client, monkeypatch):
     """The COMMIT may have reached the server: running the call again could log it twice."""
     with commit_fails(app, monkeypatch, 1, error=LOST) as failures:
