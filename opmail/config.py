@@ -202,6 +202,10 @@ def engine_options(url: str, config: Mapping[str, Any] | None = None) -> dict[st
     options: dict[str, Any] = {}
     if url.startswith("mysql"):
         options["pool_recycle"] = 3600
+        # No ROLLBACK after every COMMIT: opmail.db.drop_closed_connections rolls back only a
+        # connection returned with its transaction still open (it must be on the engine: OpMail
+        # adds it to the opmail bind's).
+        options["pool_reset_on_return"] = None
         options["connect_args"] = mysql_timeouts(config or {})
     return options
 

@@ -14,6 +14,7 @@ from flask import current_app
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session
+from sqlalchemy.pool.base import ResetStyle
 
 from . import migrations
 from .models import BIND_KEY
@@ -103,19 +104,37 @@ def watch_commits(engine: Engine) -> None:
 
 
 def drop_closed_connections(engine: Engine) -> None:
-    """Replace a pooled MariaDB connection the server has closed, before it is used.
+    """Replace a pooled MariaDB connection the server has closed, before it is used; and skip the
+    pool's ROLLBACK on return after a transaction that already ended.
 
     Instead of ``pool_pre_ping``, which costs a round trip per checkout: a restarted or killed
     server closes its sockets, so an idle connection it dropped is readable (end of file). Polling
     the socket costs one system call. A server that vanished without closing anything (a network
     cut) is found by the first statement instead: SQLAlchemy then discards every connection made
     before that moment, and ``retried`` runs a write again once on a fresh one.
+
+    ``engine_options`` turns the pool's own reset off on MariaDB (``pool_reset_on_return=None``):
+    it rolls back every returned connection, a second round trip after each COMMIT. The reset
+    here rolls back only a connection whose last transaction did not end by COMMIT or ROLLBACK.
     """
-    if engine.dialect.name == "mysql" and not event.contains(engine, "checkout", _refuse_closed):
-        event.listen(engine, "checkout", _refuse_closed)
+    if engine.dialect.name != "mysql" or event.contains(engine, "checkout", _refuse_closed):
+        return
+    event.listen(engine, "checkout", _refuse_closed)
+    if engine.pool._reset_on_return is ResetStyle.reset_none:  # as engine_options sets it
+        event.listen(engine, "begin", _transaction_open)
+        event.listen(engine, "commit", _transaction_ended)
+        event.listen(engine, "rollback", _transaction_ended)
+        event.listen(engine, "handle_error", _transaction_unknown)
+        event.listen(engine.pool, "reset", _reset)
 
 
-def _refuse_closed(dbapi_connection, _record, _proxy) -> None:
+# On a pooled connection's record: its last transaction ended by COMMIT or ROLLBACK (sent, and
+# no error since), so nothing is left to roll back when it goes back to the pool.
+_ENDED = "opmail_transaction_ended"
+
+
+def _refuse_closed(dbapi_connection, record, _proxy) -> None:
+    record.info[_ENDED] = False  # a raw DB-API user sends no events: roll back after it
     sock = getattr(dbapi_connection, "_sock", False)  # PyMySQL's socket; other drivers go unchecked
     if sock is False:
         return
@@ -125,6 +144,32 @@ def _refuse_closed(dbapi_connection, _record, _proxy) -> None:
     poll.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
     if poll.poll(0):  # an idle connection has nothing to read unless the server hung up
         raise DisconnectionError("the server closed the connection")
+
+
+def _mark(connection, ended: bool) -> None:
+    # An invalidated connection has no record to mark (asking for it would reconnect): the pool
+    # discards it anyway.
+    if connection is not None and not connection.invalidated:
+        connection.info[_ENDED] = ended
+
+
+def _transaction_open(connection) -> None:
+    _mark(connection, False)
+
+
+def _transaction_ended(connection) -> None:
+    _mark(connection, True)
+
+
+def _transaction_unknown(context) -> None:
+    if not context.is_disconnect:
+        _mark(context.connection, False)
+
+
+def _reset(dbapi_connection, record, state) -> None:
+    if record.info.pop(_ENDED, False) or state.transaction_was_reset or state.terminate_only:
+        return
+    dbapi_connection.rollback()
 
 
 def create_schema() -> list[str]:

@@ -208,3 +208,56 @@ def test_cli_answers_the_outage_line_after_the_last_attempt(app):
     assert failures.raised == RETRY_ATTEMPTS
     assert result.exit_code == 1 and result.output.startswith("Error: the database is not answering (")
     assert rows(app, sa.select(Admin.username)) == []
+
+
+# --- connections: no pre-ping, no ROLLBACK after COMMIT, and still nothing left open --------------
+
+
+@contextmanager
+def commands_sent(app) -> Iterator[list[str]]:
+    """The COMMITs, ROLLBACKs and pings PyMySQL sends (round trips that are not statements)."""
+    with app.app_context():
+        engine = get_engine()
+    sent: list[str] = []
+    connection_class = engine.dialect.loaded_dbapi.connections.Connection
+    originals = {name: getattr(connection_class, name) for name in ("commit", "rollback", "ping")}
+
+    def spy(name):
+        def send(self, *args, **kwargs):
+            sent.append(name)
+            return originals[name](self, *args, **kwargs)
+
+        return send
+
+    for name in originals:
+        setattr(connection_class, name, spy(name))
+    try:
+        yield sent
+    finally:
+        for name, original in originals.items():
+            setattr(connection_class, name, original)
+
+
+@pytest.mark.mariadb_only
+def test_a_webhook_call_sends_one_commit_and_nothing_else(app, client):
+    sync_call(client, CREATE_JANE)  # the pool now holds a connection
+    with commands_sent(app) as sent:
+        assert sync_call(client, {**CREATE_JANE, "email": "ann@example.com"}).json == {"status": "ok"}
+        assert sync_call(client, {"action": "password", "email": "ann@example.com", "password": "new"}).json == {
+            "status": "ok"
+        }
+    assert sent == ["commit", "commit"]  # no pre-ping, no ROLLBACK on the way back to the pool
+
+
+@pytest.mark.mariadb_only
+def test_a_connection_returned_mid_transaction_is_still_rolled_back(app):
+    """A raw DB-API user that did not commit: its write must not reach the next user's COMMIT."""
+    add_domain(app)
+    with app.app_context():
+        raw = get_engine().raw_connection()
+        with raw.cursor() as cursor:
+            cursor.execute("UPDATE mail_domains SET is_active = 0")
+        raw.close()  # back to the pool, transaction open
+        with get_engine().begin() as connection:  # the same pooled connection, a new transaction
+            connection.exec_driver_sql("SELECT 1")
+    assert rows(app, sa.select(MailDomain.is_active)) == [(True,)]
