@@ -27,6 +27,7 @@ pytestmark = pytest.mark.galera
 
 AWAY = {"error": "The mail database is not answering. Try again in a moment."}
 ACTION = "/admin/accounts/action/"
+LOAD_SECONDS = 30
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +148,11 @@ def test_a_node_killed_under_load_loses_no_answered_call(galera, instances):  # 
 
     def load(worker: int) -> None:
         client = {"one": one.test_client(), "two": two.test_client()}
-        for n in range(60):  # bounded: 60 calls per worker, whatever happens
+        # Bounded: until 8 s after the kill (the cluster settles within ~5 s), at most 30 s.
+        for n in range(100_000):
+            now = time.monotonic() - start
+            if now > LOAD_SECONDS or (killed_at and now > killed_at[0] + 8):
+                break
             name = "one" if n % 2 else "two"
             email = f"load{worker}-{n}@example.com"
             response = sync_call(client[name], {"action": "create", "email": email, "password": "pw under load"})
