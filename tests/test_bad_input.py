@@ -504,6 +504,10 @@ BAD_HASHES = [
     ("truncated SHA512-CRYPT", SHA512_HASH[:-5]),
     ("SHA512-CRYPT 999 rounds", SHA512_HASH.replace("$6$", "$6$rounds=999$", 1)),
     ("SHA512-CRYPT 1,000,000 rounds", SHA512_HASH.replace("$6$", "$6$rounds=1000000$", 1)),
+    # A mangled scheme prefix (issue 15): it used to be hashed as a plaintext password.
+    ("space before the scheme", "{ BLF-CRYPT}" + PANEL_HASH),
+    ("space after the scheme", "{BLF-CRYPT }" + PANEL_HASH),
+    ("space before the prefix", " {BLF-CRYPT}" + PANEL_HASH),
 ]
 
 
