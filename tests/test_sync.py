@@ -46,7 +46,8 @@ def app_overrides():
 
 
 def seed(app, state: str, *, domain_active: bool = True) -> None:
-    """example.com with jane's account ``absent``, ``live``, ``suspended`` or ``soft_deleted``."""
+    """example.com with jane's account ``absent``, ``live``, ``suspended``, ``soft_deleted`` or
+    ``suspended_deleted`` (an admin suspended it, then the Panel deleted it)."""
     with app.app_context():
         db = get_session()
         domain = MailDomain(domain="example.com", is_active=domain_active)
@@ -59,8 +60,8 @@ def seed(app, state: str, *, domain_active: bool = True) -> None:
                 password=OLD_HASH,
                 display_name="Jane",
                 quota_mb=100,
-                is_active=state != "suspended",
-                deleted_at=EARLIER if state == "soft_deleted" else None,
+                is_active=state not in ("suspended", "suspended_deleted"),
+                deleted_at=EARLIER if state in ("soft_deleted", "suspended_deleted") else None,
             ))
         db.commit()
 
@@ -307,8 +308,11 @@ MATRIX = [
     # action, state before, outcome, account after (None: no row)
     ("create", "absent", "created", {**UPSERTED, "display_name": None}),
     ("create", "live", "updated", {**UPSERTED, "display_name": "Jane"}),
-    ("create", "suspended", "updated", {**UPSERTED, "display_name": "Jane"}),
+    # An admin's suspension wins over the Panel's create (issue 15): password and quota change, the
+    # account stays suspended, and the sync log says so; a soft-deleted one is still revived.
+    ("create", "suspended", "still suspended", {**UPSERTED, "is_active": False, "display_name": "Jane"}),
     ("create", "soft_deleted", "revived", {**UPSERTED, "display_name": "Jane"}),
+    ("create", "suspended_deleted", "still suspended", {**UPSERTED, "is_active": False, "display_name": "Jane"}),
     ("delete", "absent", "noop", None),
     ("delete", "live", "deleted", {**LIVE, "deleted_at": SYNCED, "last_synced_at": SYNCED}),
     ("delete", "suspended", "deleted", {**LIVE, "is_active": False, "deleted_at": SYNCED, "last_synced_at": SYNCED}),
