@@ -106,6 +106,30 @@ def normalize_address(raw: str) -> str:
     return address
 
 
+MAX_ADMIN_NAME = 64
+# Characters that show as nothing but are not in the format category (Cf): the combining grapheme
+# joiner, Hangul fillers, Khmer inherent vowels, the Mongolian and other variation selectors.
+_INVISIBLE_MARKS = re.compile("[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\uffa0\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+
+
+def normalize_admin_name(raw: str) -> str:
+    """The one form of an admin's name (NFKC, lower-case), or InvalidInput for an invisible character.
+
+    ``BOB`` and full-width ``ｂｏｂ`` are ``bob``; ``bób`` is another name, and ``bob`` with a
+    zero-width space is refused rather than quietly matched. The same at creation and at login.
+    """
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidInput("Enter a username.")
+    _refuse_invisible(raw, "The username")
+    if _INVISIBLE_MARKS.search(raw) or any(unicodedata.category(ch) in ("Co", "Cn") for ch in raw):
+        raise InvalidInput("The username must not contain control or invisible characters.")
+    name = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", raw.strip()).lower())
+    _refuse_invisible(name, "The username")
+    if len(name) > MAX_ADMIN_NAME:
+        raise InvalidInput(f"The username is longer than {MAX_ADMIN_NAME} characters.")
+    return name
+
+
 def display_domain(stored: str) -> str:
     """Show an ``xn--`` domain in Unicode (the stored form is kept when it does not decode)."""
     try:

@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.mysql import INTEGER as MYSQL_INTEGER
 from sqlalchemy.dialects.mysql import LONGTEXT
+from sqlalchemy.dialects.mysql import VARCHAR as MYSQL_VARCHAR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 BIND_KEY = "opmail"
@@ -323,7 +324,11 @@ class Admin(Timestamps, Base):
     __table_args__ = (MYSQL_TABLE_ARGS,)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    username: Mapped[str] = mapped_column(String(64), unique=True)
+    # Stored in one canonical form (addresses.normalize_admin_name) and compared in binary: under
+    # MariaDB's default collation BOB, bób and bob+zero-width space would all be bob.
+    username: Mapped[str] = mapped_column(
+        String(64).with_variant(MYSQL_VARCHAR(64, collation="utf8mb4_bin"), "mysql", "mariadb"), unique=True
+    )
     password: Mapped[str] = mapped_column(String(255))
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     # The key being enrolled, until a code from the app confirms it (then it moves to totp_secret).
