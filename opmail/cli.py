@@ -20,6 +20,7 @@ from .db import create_schema
 from .errors import DATABASE_AWAY
 from .migrations import UnknownRevision
 from .passwords import hash_password
+from .queries import idna_2008_review
 from .rules import imports
 
 
@@ -70,6 +71,9 @@ def init_db() -> None:
         raise click.ClickException(str(error)) from None
     for change in changes:
         click.echo(change)
+    # Names stored under the IDNA 2003 rules that the IDNA 2008 ones write differently or refuse.
+    for line in idna_2008_review():
+        click.echo(line)
     click.echo("Schema ready.")
 
 

@@ -82,6 +82,9 @@ _QUOTA_RULE = {
     "sqlite": "'*:storage=' || a.quota_mb || 'M'",
 }
 _CAN_LOG_IN = "a.is_active = 1 AND a.deleted_at IS NULL AND d.is_active = 1"
+# The stored address and Maildir of a login typed with a Unicode domain: its local part (always
+# ASCII) with the stored domain, d.domain.
+_STORED_ADDRESS = {"mysql": "CONCAT('%Ln', '@', d.domain)", "sqlite": "'%Ln' || '@' || d.domain"}
 # Paths end up inside SQL strings and Dovecot's %-expansion: only plain characters are safe there.
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9._+/-]+")
 _PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_-]*")
@@ -233,11 +236,12 @@ def holds_password(name: str) -> bool:
 def config_files(settings: DovecotSettings) -> dict[str, str]:
     """The files Dovecot and Postfix need, keyed by their path under ``settings.conf_dir``."""
     conf_dir = _plain_path(settings.conf_dir, "The config directory")
+    mail_root = _plain_path(settings.mail_root, "The mail root")
     context = {
         "driver": settings.driver,
         "connect": settings.connect,
         "scheme": settings.scheme,
-        "mail_root": _plain_path(settings.mail_root, "The mail root"),
+        "mail_root": mail_root,
         "conf_dir": f"{conf_dir}/dovecot",
         "postfix_dir": f"{conf_dir}/postfix",
         "postfix_queue": _plain_path(settings.postfix_queue, "Postfix's queue directory"),
@@ -247,6 +251,12 @@ def config_files(settings: DovecotSettings) -> dict[str, str]:
         "mail_user": settings.mail_user,
         "quota_rule": _QUOTA_RULE[settings.driver],
         "can_log_in": _CAN_LOG_IN,
+        "stored_address": _STORED_ADDRESS[settings.driver],
+        "stored_home": (
+            f"CONCAT('{mail_root}/', d.domain, '/%Ln')"
+            if settings.driver == "mysql"
+            else f"'{mail_root}/' || d.domain || '/%Ln'"
+        ),
         "sieve_name": SCRIPT_NAME,
     }
     # The app's Jinja environment (a host can override the templates), without the context

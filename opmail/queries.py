@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.orm import aliased
 
+from .addresses import InvalidInput, normalize_address, normalize_domain
 from .db import get_session
 from .models import (
     MAX_ID,
@@ -16,6 +17,7 @@ from .models import (
     MailAlias,
     MailAutoresponder,
     MailDomain,
+    MailForward,
     MailGroup,
     MailGroupMember,
     SyncEvent,
@@ -522,3 +524,34 @@ def account_groups(account_id: int) -> list:
         .where(MailGroupMember.account_id == account_id)
         .order_by(MailGroup.name)
     ).all()
+
+
+def idna_2008_review() -> list[str]:
+    """Stored domains and destinations whose form IDNA 2008 changes or refuses, one line each.
+
+    Earlier releases stored domains under IDNA 2003. Only ``xn--`` labels can differ (ASCII ones
+    follow the same rules under both), so only rows holding one are read. Nothing is changed: two
+    rows that turn out to be one address are the admin's to merge, never opmail's.
+    """
+    db = get_session()
+    stored = set(db.scalars(select(MailDomain.domain)))
+    lines = []
+    for domain in sorted(d for d in stored if "xn--" in d):
+        lines.extend(_idna_line("domain", domain, normalize_domain, stored))
+    destinations = set(
+        db.scalars(select(MailAlias.destination_email).where(MailAlias.destination_email.like("%xn--%")))
+    ) | set(db.scalars(select(MailForward.destination_email).where(MailForward.destination_email.like("%xn--%"))))
+    for address in sorted(destinations):
+        lines.extend(_idna_line("destination", address, normalize_address, set()))
+    return lines
+
+
+def _idna_line(kind: str, value: str, normalize, existing: set[str]) -> list[str]:
+    try:
+        new = normalize(value)
+    except InvalidInput as error:
+        return [f"IDNA 2008: the {kind} {value} is refused now ({error.message}) Left as it is: change it by hand."]
+    if new == value:
+        return []
+    clash = f" and {new} exists too: the two are one name now, merge them by hand" if new in existing else ""
+    return [f"IDNA 2008: the {kind} {value} is written {new} now{clash}. Left as it is."]

@@ -153,6 +153,11 @@ ADDRESSES = [
     ("zero-width space", "ja\u200bne@example.com", INVISIBLE),
     ("bidi override", "ja\u202ene@example.com", INVISIBLE),
     ("zero-width in domain", "jane@exam\u200dple.com", INVISIBLE),
+    # IDNA 2008 (issue 15): an xn-- label must be real punycode; one label, one script.
+    ("invalid punycode", "jane@xn--zz.com", "'xn--zz' is not valid punycode"),
+    ("mixed scripts", "jane@p\u0430ypal.com", "mixes Cyrillic and Latin letters"),
+    ("mixed scripts as xn--", "jane@xn--pypal-4ve.com", "mixes Cyrillic and Latin letters"),
+    ("not in IDNA 2008", "jane@\U0001f4a9.la", "not a valid international host name (IDNA 2008)"),
 ]
 ADDRESS_FACES = {
     "Add Account": form(ACCOUNTS + "new/", "email", password="mail pass 1", quota_mb="0"),
@@ -225,6 +230,10 @@ DOMAINS = [
     ("example\r\n.com", INVISIBLE),
     ("EXAMPLE.com", "already exists"),
     ("xn--exmple-cua.com", "already exists"),  # exämple.com (added in the test) spelled as stored
+    ("xn--zz.com", "'xn--zz' is not valid punycode"),
+    ("p\u0430ypal.com", "mixes Cyrillic and Latin letters"),
+    ("xn--pypal-4ve.com", "mixes Cyrillic and Latin letters"),
+    ("\U0001f4a9.la", "not a valid international host name (IDNA 2008)"),
 ]
 
 
@@ -664,6 +673,27 @@ def test_an_htmx_post_over_the_limit_gets_a_toast(app, admin, jane):
         headers={"HX-Request": "true", "X-CSRFToken": admin.token},
     )
     assert response.status_code == 413 and "larger than 5 MiB" in toast_of(response)["message"]
+
+
+IDN_REFUSALS = [
+    ("jane@xn--zz.com", "'xn--zz' is not valid punycode"),
+    ("jane@p\u0430ypal.com", "mixes Cyrillic and Latin letters"),
+]
+
+
+@pytest.mark.parametrize(("address", "fragment"), IDN_REFUSALS, ids=["invalid punycode", "mixed scripts"])
+def test_a_bad_international_domain_in_a_csv_import_is_refused_by_admin_and_cli(app, admin, jane, tmp_path, address, fragment):
+    before = snapshot(app)
+    data = f"email,password\n{address},secret one\n".encode()
+    response = admin.post(f"{ACCOUNTS}import/", {"file": (io.BytesIO(data), "idn.csv")}, content_type="multipart/form-data")
+    assert response.status_code == 422 and fragment in html.unescape(response.text)
+    path = tmp_path / "idn.csv"
+    path.write_bytes(data)
+    result = app.test_cli_runner().invoke(args=["opmail", "import-accounts", str(path)])
+    assert result.exit_code == 1
+    assert "row 2, email: " in result.output and fragment in result.output
+    assert "Nothing was written." in result.output
+    assert snapshot(app) == before
 
 
 def test_an_import_file_with_problems_is_listed_and_not_kept(app, admin, jane):

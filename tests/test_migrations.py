@@ -389,3 +389,20 @@ def test_admin_names_are_brought_to_their_canonical_form_and_clashes_reported(em
         assert sorted(connection.scalars(sa.text("SELECT username FROM admins"))) == ["admin", "bob\u200b", "ops"]
     client = app.test_client()
     assert AdminClient(client).login("Ops", ADMIN_PASSWORD).status_code == 302
+
+
+def test_the_unicode_form_of_existing_international_domains_is_filled(empty_url, engine, tmp_path):
+    """Issue 15: Dovecot finds a login typed in Unicode through mail_domains.unicode_domain."""
+    load(engine, "11_versioned")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO mail_domains (id, domain, is_active, created_at, updated_at) "
+            f"VALUES (2, 'xn--bcher-kva.example', 1, '{NOW}', '{NOW}')"
+        )
+
+    output = init_db(make_app(empty_url, tmp_path))
+
+    assert "Filled mail_domains.unicode_domain for 1 international domain(s)" in output
+    with engine.connect() as connection:
+        found = connection.execute(sa.text("SELECT domain, unicode_domain FROM mail_domains ORDER BY id")).all()
+    assert found == [("example.com", None), ("xn--bcher-kva.example", "bücher.example")]

@@ -601,3 +601,31 @@ def test_sync_secret_command_prints_a_new_secret_and_the_env_line(runner):
     lines = re.findall(r"^MAIL_SYNC_SECRET=([0-9a-f]{32})$", first.output + second.output, re.M)
     assert len(lines) == 2 and lines[0] != lines[1]
     assert ".env" in first.output
+
+
+def test_fass_and_fa_sharp_s_are_two_domains_under_idna_2008(app, client):
+    """Issue 15: under IDNA 2003 a create for jane@faß.de changed the password of jane@fass.de, while
+    jane@xn--fa-hia.de (the same address in IDNA 2008) made a second row."""
+    assert post(client, {"action": "create", "email": "jane@fass.de", "password": "fass password"}).status_code == 200
+    assert post(client, {"action": "create", "email": "jane@faß.de", "password": "sharp password"}).status_code == 200
+    again = post(client, {"action": "password", "email": "jane@xn--fa-hia.de", "password": "sharp again"})
+    assert again.status_code == 200
+
+    assert verify_password("fass password", account_row(app, "jane@fass.de")["password"])
+    assert verify_password("sharp again", account_row(app, "jane@xn--fa-hia.de")["password"])
+    with app.app_context():
+        assert sorted(get_session().scalars(select(MailAccount.email))) == ["jane@fass.de", "jane@xn--fa-hia.de"]
+        outcomes = get_session().execute(select(SyncEvent.email, SyncEvent.outcome).order_by(SyncEvent.id)).all()
+    assert outcomes == [("jane@fass.de", "created"), ("jane@xn--fa-hia.de", "created"), ("jane@xn--fa-hia.de", "password")]
+
+
+@pytest.mark.parametrize(
+    ("email", "fragment"),
+    [("jane@xn--zz.com", "not valid punycode"), ("jane@p\u0430ypal.com", "mixes Cyrillic and Latin letters")],
+)
+def test_a_bad_international_domain_is_a_422_naming_the_email(app, client, email, fragment):
+    before = snapshot(app)
+    response = post(client, {"action": "create", "email": email, "password": "a password"})
+    assert response.status_code == 422
+    assert fragment in response.json["errors"]["email"][0]
+    assert snapshot(app) == before
