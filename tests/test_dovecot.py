@@ -214,7 +214,13 @@ def test_cli_writes_the_files_with_the_password_readable_by_their_server_only(ap
     assert f"args = {out}/dovecot/dovecot-sql.conf.ext" in (out / dovecot.SNIPPET).read_text()
     driver = "sqlite" if app.config["DATABASE_URL"].startswith("sqlite") else "mysql"
     main_cf = (out / dovecot.POSTFIX_MAIN).read_text()
-    assert f"virtual_alias_maps = proxy:{driver}:{out}/postfix/opmail/virtual-alias-maps.cf" in main_cf
+    assert (
+        f"virtual_alias_maps = proxy:{driver}:{out}/postfix/opmail/unicode-addresses.cf, "
+        f"proxy:{driver}:{out}/postfix/opmail/virtual-alias-maps.cf\n"
+    ) in main_cf
+    assert f"\ntransport_maps = proxy:{driver}:{out}/postfix/opmail/transport-maps.cf\n" in main_cf
+    # The service transport-maps.cf names, for mail in the Unicode form (SMTPUTF8; issue 15).
+    assert "\nopmail-lda unix " in (out / dovecot.POSTFIX_MASTER).read_text()
 
 
 def test_cli_refuses_a_mail_root_that_would_break_the_query(app, runner):
@@ -362,7 +368,7 @@ def test_refresh_usage_reads_another_mail_root(app, runner, mailboxes, tmp_path)
 
 # The values Postfix and Dovecot put into the queries for one address.
 LOOKUP_VALUES = {"%s": "user7@demo00001.example", "%d": "demo00001.example", "%Lu": "user7@demo00001.example",
-                 "%Ld": "demo00001.example", "%Ln": "user7"}
+                 "%Ld": "demo00001.example", "%Ln": "user7", "%u": "user7"}
 
 
 def filled(query: str) -> str:
