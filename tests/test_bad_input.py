@@ -796,6 +796,25 @@ OFF_SITE = ["https://evil.example/", "//evil.example/admin/", "/\\evil.example",
             "/\t/evil.example", "javascript:alert(1)", "/admin/\r\nSet-Cookie: x=1"]
 
 
+ADMIN_NAMES = {
+    # typed: logs in as admin?
+    "ADMIN": True,
+    "\uff41\uff44\uff4d\uff49\uff4e": True,  # full-width: NFKC makes it admin
+    "\u00e1dmin": False,
+    "admin\u200b": False,
+    "ad\u200dmin": False,
+    "\u3164admin": False,
+}
+
+
+@pytest.mark.parametrize(("typed", "logs_in"), ADMIN_NAMES.items(), ids=[repr(name) for name in ADMIN_NAMES])
+def test_an_admin_name_logs_in_only_in_its_canonical_form(app, client, admin_user, typed, logs_in):
+    response = AdminClient(client).login(typed, ADMIN_PASSWORD)
+    assert response.status_code == (302 if logs_in else 401)
+    if not logs_in:
+        assert "Wrong username or password." in response.text
+
+
 @pytest.mark.parametrize("target", OFF_SITE)
 def test_off_site_next_after_login_is_ignored(app, client, admin_user, target):
     page = client.get("/admin/login")
