@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.orm import aliased
 
+from .addresses import InvalidInput, normalize_address, normalize_domain
 from .db import get_session
 from .models import (
     MAX_ID,
@@ -16,6 +17,7 @@ from .models import (
     MailAlias,
     MailAutoresponder,
     MailDomain,
+    MailForward,
     MailGroup,
     MailGroupMember,
     SyncEvent,
@@ -26,11 +28,20 @@ from .models import (
 def dashboard_figures() -> dict[str, int]:
     """Totals for the dashboard, in one round trip."""
     live = MailAccount.deleted_at.is_(None)
+    # Dovecot refuses an account of a disabled domain: it is not active, whatever its own flag says.
+    in_disabled_domain = MailAccount.domain_id.in_(select(MailDomain.id).where(MailDomain.is_active.is_(False)))
     row = get_session().execute(
         select(
             select(func.count(MailDomain.id)).scalar_subquery().label("domains"),
-            select(func.count(MailAccount.id)).where(live, MailAccount.is_active).scalar_subquery().label("active"),
+            select(func.count(MailAccount.id))
+            .where(live, MailAccount.is_active, ~in_disabled_domain)
+            .scalar_subquery()
+            .label("active"),
             select(func.count(MailAccount.id)).where(live, ~MailAccount.is_active).scalar_subquery().label("suspended"),
+            select(func.count(MailAccount.id))
+            .where(live, MailAccount.is_active, in_disabled_domain)
+            .scalar_subquery()
+            .label("domain_disabled"),
             select(func.count(MailAccount.id)).where(live, _two_factor_enabled).scalar_subquery().label("two_factor"),
             select(func.count(MailAccount.id)).where(live, _near_quota).scalar_subquery().label("near_quota"),
         )
@@ -51,8 +62,14 @@ STATUSES = {
     "": "All (not deleted)",
     "active": "Active",
     "suspended": "Suspended",
+    "domain_disabled": "Domain disabled",
     "deleted": "Deleted by Panel",
 }
+
+
+def domain_is_active(domain_id: int) -> bool:
+    """Whether the domain ``domain_id`` is enabled (an account page's status needs it)."""
+    return bool(get_session().scalar(select(MailDomain.is_active).where(MailDomain.id == domain_id)))
 TWO_FACTOR_CHOICES = {"": "2FA: any", "on": "2FA: on", "off": "2FA: off"}
 NEAR_QUOTA_SHARE = 0.9
 
@@ -168,8 +185,19 @@ def _account_conditions(filters: AccountFilters) -> tuple[list, str | None]:
         conditions.append(MailAccount.deleted_at.is_not(None))
     else:
         conditions.append(MailAccount.deleted_at.is_(None))
-        if filters.status:
-            conditions.append(MailAccount.is_active.is_(filters.status == "active"))
+        if filters.status == "suspended":
+            conditions.append(MailAccount.is_active.is_(False))
+        elif filters.status:
+            # Active or Domain disabled: the account's own flag is on, and its domain's is on or
+            # off. The disabled domains (few) go in as a plain list of ids, which keeps the filter
+            # on the accounts' indexes.
+            conditions.append(MailAccount.is_active.is_(True))
+            disabled = get_session().scalars(select(MailDomain.id).where(MailDomain.is_active.is_(False))).all()
+            if filters.status == "active":
+                if disabled:
+                    conditions.append(MailAccount.domain_id.not_in(disabled))
+            else:
+                conditions.append(MailAccount.domain_id.in_(disabled) if disabled else false())
     if filters.domain:
         conditions.append(MailAccount.domain_id == filters.domain)
     if filters.twofa:
@@ -239,6 +267,7 @@ def _account_rows(filters: AccountFilters, conditions: list) -> Select:
             MailAccount.deleted_at,
             MailAccount.last_synced_at,
             MailDomain.domain,
+            MailDomain.is_active.label("domain_active"),
             MailAccount.used_bytes,
             _two_factor_on.label("two_factor"),
         )
@@ -270,6 +299,7 @@ def account_export(filters: AccountFilters) -> Iterator[tuple]:
         yield_per=EXPORT_CHUNK
     )
     for row in get_session().execute(statement):
+        # The account's own status, which an import reads back (the domain's shows in the list).
         status = "deleted" if row.deleted_at else "active" if row.is_active else "suspended"
         last_sync = row.last_synced_at.isoformat(sep=" ") if row.last_synced_at else ""
         yield row.email, row.display_name, row.quota_mb, status, row.used_bytes, last_sync
@@ -494,3 +524,34 @@ def account_groups(account_id: int) -> list:
         .where(MailGroupMember.account_id == account_id)
         .order_by(MailGroup.name)
     ).all()
+
+
+def idna_2008_review() -> list[str]:
+    """Stored domains and destinations whose form IDNA 2008 changes or refuses, one line each.
+
+    Earlier releases stored domains under IDNA 2003. Only ``xn--`` labels can differ (ASCII ones
+    follow the same rules under both), so only rows holding one are read. Nothing is changed: two
+    rows that turn out to be one address are the admin's to merge, never opmail's.
+    """
+    db = get_session()
+    stored = set(db.scalars(select(MailDomain.domain)))
+    lines = []
+    for domain in sorted(d for d in stored if "xn--" in d):
+        lines.extend(_idna_line("domain", domain, normalize_domain, stored))
+    destinations = set(
+        db.scalars(select(MailAlias.destination_email).where(MailAlias.destination_email.like("%xn--%")))
+    ) | set(db.scalars(select(MailForward.destination_email).where(MailForward.destination_email.like("%xn--%"))))
+    for address in sorted(destinations):
+        lines.extend(_idna_line("destination", address, normalize_address, set()))
+    return lines
+
+
+def _idna_line(kind: str, value: str, normalize, existing: set[str]) -> list[str]:
+    try:
+        new = normalize(value)
+    except InvalidInput as error:
+        return [f"IDNA 2008: the {kind} {value} is refused now ({error.message}) Left as it is: change it by hand."]
+    if new == value:
+        return []
+    clash = f" and {new} exists too: the two are one name now, merge them by hand" if new in existing else ""
+    return [f"IDNA 2008: the {kind} {value} is written {new} now{clash}. Left as it is."]

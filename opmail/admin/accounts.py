@@ -27,6 +27,7 @@ from ..queries import (
     account_page,
     autoresponder_page,
     domain_choices,
+    domain_is_active,
     group_choices,
     has_two_factor,
 )
@@ -289,6 +290,7 @@ class AccountsView(ProtectedView, ModelView):
             groups=account_groups(account.id),
             group_choices=group_choices(),
             maildir=accounts.maildir_path(account.email),
+            domain_active=domain_is_active(account.domain_id),
             forwarding_now=forwarding,
             **forms,
         ), status
