@@ -318,7 +318,8 @@ def _name_starts_with(prefix: str):
     if get_session().get_bind(MailDomain).dialect.name == "sqlite":
         # SQLite's LIKE ignores case and cannot use the index; names are stored lower-case.
         return and_(MailDomain.domain >= prefix, MailDomain.domain < prefix + LAST_CHARACTER)
-    return MailDomain.domain.like(_like_pattern(prefix.replace("*", "")), escape="\\")
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return MailDomain.domain.like(escaped + "%", escape="\\")
 
 
 def _ascii_labels(labels: list[str]) -> str | None:
@@ -331,7 +332,7 @@ def _ascii_labels(labels: list[str]) -> str | None:
 
 def domain_matches(typed: str, limit: int = DOMAIN_MATCHES) -> list[str]:
     """The stored names of the first ``limit`` domains whose name starts with ``typed``, as stored
-    or as shown (``bü`` finds ``xn--bcher-kva.de``, shown ``bücher.de``), in the order shown.
+    or as shown (``bü`` finds ``xn--bcher-kva.de``, shown ``bücher.de``), in the dropdown's order.
 
     Index range scans only, at most two: the stored prefix; and, for the label being typed, the
     xn-- names whose ASCII letters start with the label's ASCII letters (Punycode keeps a label's
@@ -363,7 +364,7 @@ def domain_matches(typed: str, limit: int = DOMAIN_MATCHES) -> list[str]:
             for name in starting(head + "xn--" + basic, IDN_CANDIDATES)
             if display_domain(name).startswith(text)
         )
-    return sorted(found, key=display_domain)[:limit]
+    return sorted(found)[:limit]
 
 
 def domain_page(page: int = 1, per_page: int = PER_PAGE) -> Page:
