@@ -81,17 +81,14 @@ class DomainFilter:
     """
 
     def domain_filter_choices(self) -> list[str] | None:
+        """Every domain for the dropdown, or None above DOMAIN_SELECT_MAX (the typeahead)."""
         return domain_choices()
 
     @expose("/domain-options/")
     def domain_options_view(self):
-        """The picker's listbox: the first domains whose name starts with ``?domain=``."""
+        """The picker's listbox (a fragment): the first domains whose name starts with ``?domain=``."""
         typed = request.args.get("domain", "")[:254]
-        response = make_response(
-            self.render("opmail/admin/_domain_options.html", names=domain_matches(typed), typed=typed.strip())
-        )
-        response.vary.add("HX-Request")
-        return response
+        return self.render("opmail/admin/_domain_options.html", names=domain_matches(typed), typed=typed.strip())
 
 
 class ProtectedView:

@@ -134,6 +134,7 @@
   function pick(p, value) {
     p.input.value = value;
     p.input.dataset.committed = value;
+    p.input.dataset.picked = "1";  // choices asked for before the pick must not reopen the list
     close(p);
     if (window.htmx) htmx.trigger(p.picker, "opmail:domain-picked");
   }
@@ -142,7 +143,8 @@
     var p = parts(event.target);
     if (!p || event.target !== p.list) return;
     options(p).forEach(function (option, i) { option.id = p.list.id + "-" + i; });
-    if (document.activeElement !== p.input) return close(p);  // answered after the admin moved on
+    // Answered after the admin moved on, or picked meanwhile.
+    if (document.activeElement !== p.input || p.input.dataset.picked) return close(p);
     p.list.hidden = false;
     p.input.setAttribute("aria-expanded", "true");
     highlight(p, -1);
@@ -155,6 +157,7 @@
     if (event.key === "ArrowDown" || event.key === "ArrowUp") {
       event.preventDefault();
       if (!open) {
+        delete p.input.dataset.picked;
         if (all.length) { p.list.hidden = false; p.input.setAttribute("aria-expanded", "true"); }
         else if (window.htmx) htmx.trigger(p.input, "focus");
         return;
@@ -172,8 +175,14 @@
     }
   });
 
+  document.addEventListener("focusin", function (event) {
+    var p = parts(event.target);
+    if (p && event.target === p.input) delete p.input.dataset.picked;
+  });
+
   document.addEventListener("input", function (event) {
     var p = parts(event.target);
+    if (p && event.target === p.input) delete p.input.dataset.picked;
     // Emptied (typed away or the field's clear button): all domains, at once.
     if (p && event.target === p.input && p.input.value === "" && committed(p) !== "") pick(p, "");
   });
