@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import encodings.idna
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -322,14 +321,6 @@ def _name_starts_with(prefix: str):
     return MailDomain.domain.like(escaped + "%", escape="\\")
 
 
-def _ascii_labels(labels: list[str]) -> str | None:
-    """Whole labels typed in Unicode, in their stored (xn--) form; None if one cannot be."""
-    try:
-        return ".".join(label if label.isascii() else encodings.idna.ToASCII(label).decode() for label in labels)
-    except UnicodeError:
-        return None
-
-
 def domain_matches(typed: str, limit: int = DOMAIN_MATCHES) -> list[str]:
     """The stored names of the first ``limit`` domains whose name starts with ``typed``, as stored
     or as shown (``bü`` finds ``xn--bcher-kva.de``, shown ``bücher.de``), in the dropdown's order.
@@ -352,10 +343,14 @@ def domain_matches(typed: str, limit: int = DOMAIN_MATCHES) -> list[str]:
     if not text:
         return starting("", limit)
     *whole, partial = text.split(".")
-    head = _ascii_labels(whole) if whole else ""
-    if head is None or (whole and "" in whole):
-        return []
-    head = head + "." if whole else ""
+    head = ""
+    if whole:
+        # The labels typed in full, in their stored form, by the same rules as any domain (a
+        # second label keeps a lone first one from being refused as a single-label domain).
+        try:
+            head = normalize_domain(".".join(whole) + ".example")[: -len("example")]
+        except InvalidInput:
+            return []
     found = set(starting(head + partial, limit)) if partial.isascii() else set()
     if not partial.startswith("xn--"):
         basic = "".join(ch for ch in partial if ch.isascii())
