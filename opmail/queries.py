@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.orm import aliased
 
-from .addresses import InvalidInput, normalize_address, normalize_domain
+from .addresses import InvalidInput, display_domain, normalize_address, normalize_domain
 from .db import get_session
 from .models import (
     MAX_ID,
@@ -107,7 +107,7 @@ class AccountFilters:
     """The accounts list's query string, parsed and clamped (bad values fall back to defaults)."""
 
     q: str = ""
-    domain: int | None = None
+    domain: str = ""  # a domain's name as shown (Unicode), see domain_filter
     status: str = ""
     twofa: str = ""
     near_quota: bool = False
@@ -122,7 +122,7 @@ class AccountFilters:
         twofa = args.get("twofa", "")
         return cls(
             q=args.get("q", "").strip()[:254],
-            domain=_positive_int(args.get("domain")),
+            domain=domain_filter(args.get("domain")),
             status=status if status in STATUSES else "",
             twofa=twofa if twofa in TWO_FACTOR_CHOICES else "",
             near_quota=args.get("near_quota") == "1",
@@ -136,7 +136,7 @@ class AccountFilters:
         values = {**self.__dict__, **changes}
         args = {
             "q": values["q"],
-            "domain": values["domain"] or "",
+            "domain": values["domain"],
             "status": values["status"],
             "twofa": values["twofa"],
             "near_quota": "1" if values["near_quota"] else "",
@@ -145,6 +145,27 @@ class AccountFilters:
             "page": "" if values["page"] == 1 else values["page"],
         }
         return {key: str(value) for key, value in args.items() if value != ""}
+
+
+def domain_filter(value) -> str:
+    """The ``?domain=`` filter as the lists keep it in the URL and show it in the picker: a domain's
+    name in its Unicode form (``bücher.de``, typed either way); other text as typed, matching nothing."""
+    text = value.strip()[:254] if isinstance(value, str) else ""
+    try:
+        return display_domain(normalize_domain(text))
+    except InvalidInput:
+        return text
+
+
+def _domain_condition(column, name: str):
+    """``column == the id of the domain called name``: one lookup on the unique name index; a name
+    that is no domain matches nothing."""
+    try:
+        stored = normalize_domain(name)
+    except InvalidInput:
+        return false()
+    domain_id = get_session().scalar(select(MailDomain.id).where(MailDomain.domain == stored))
+    return column == domain_id if domain_id else false()
 
 
 def _positive_int(value) -> int | None:
@@ -199,7 +220,7 @@ def _account_conditions(filters: AccountFilters) -> tuple[list, str | None]:
             else:
                 conditions.append(MailAccount.domain_id.in_(disabled) if disabled else false())
     if filters.domain:
-        conditions.append(MailAccount.domain_id == filters.domain)
+        conditions.append(_domain_condition(MailAccount.domain_id, filters.domain))
     if filters.twofa:
         conditions.append(_two_factor_enabled if filters.twofa == "on" else ~_two_factor_enabled)
     if filters.near_quota:
@@ -305,41 +326,105 @@ def account_export(filters: AccountFilters) -> Iterator[tuple]:
         yield row.email, row.display_name, row.quota_mb, status, row.used_bytes, last_sync
 
 
-def domain_choices() -> list[tuple[int, str]]:
-    """(id, domain) for the domain dropdown, alphabetical."""
-    return get_session().execute(select(MailDomain.id, MailDomain.domain).order_by(MailDomain.domain)).all()
+# Up to this many domains the lists filter by a plain dropdown of them all; above it, by the picker's
+# typeahead (a dropdown of 10,000 domains made every full page 660 KB).
+DOMAIN_SELECT_MAX = 200
+DOMAIN_MATCHES = 20
+# A Unicode prefix is looked for among this many xn-- names (see domain_matches).
+IDN_CANDIDATES = 500
+
+
+def domain_choices(limit: int = DOMAIN_SELECT_MAX) -> list[str] | None:
+    """Every domain's stored name, alphabetical, for the plain dropdown; None when there are more
+    than ``limit`` (the lists then show the typeahead). Reads at most ``limit`` + 1 index entries."""
+    names = get_session().scalars(select(MailDomain.domain).order_by(MailDomain.domain).limit(limit + 1)).all()
+    return None if len(names) > limit else names
+
+
+def _name_starts_with(prefix: str):
+    """MailDomain.domain starts with ``prefix``, as a condition that reads the unique name index."""
+    if get_session().get_bind(MailDomain).dialect.name == "sqlite":
+        # SQLite's LIKE ignores case and cannot use the index; names are stored lower-case.
+        return and_(MailDomain.domain >= prefix, MailDomain.domain < prefix + LAST_CHARACTER)
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return MailDomain.domain.like(escaped + "%", escape="\\")
+
+
+def domain_matches(typed: str, limit: int = DOMAIN_MATCHES) -> list[str]:
+    """The stored names of the first ``limit`` domains whose name starts with ``typed``, as stored
+    or as shown (``bü`` finds ``xn--bcher-kva.de``, shown ``bücher.de``), in the dropdown's order.
+
+    Index range scans only, at most two: the stored prefix; and, for the label being typed, the
+    xn-- names whose ASCII letters start with the label's ASCII letters (Punycode keeps a label's
+    ASCII letters, in order, right after ``xn--``), checked in Python once decoded, up to
+    IDN_CANDIDATES of them.
+    """
+    text = typed.strip().lower()[:253]
+    if any(ch.isspace() for ch in text):
+        return []
+    db = get_session()
+
+    def starting(prefix: str, count: int) -> list[str]:
+        return db.scalars(
+            select(MailDomain.domain).where(_name_starts_with(prefix)).order_by(MailDomain.domain).limit(count)
+        ).all()
+
+    if not text:
+        return starting("", limit)
+    *whole, partial = text.split(".")
+    head = ""
+    if whole:
+        # The labels typed in full, in their stored form, by the same rules as any domain (a
+        # second label keeps a lone first one from being refused as a single-label domain).
+        try:
+            head = normalize_domain(".".join(whole) + ".example")[: -len("example")]
+        except InvalidInput:
+            return []
+    found = set(starting(head + partial, limit)) if partial.isascii() else set()
+    if not partial.startswith("xn--"):
+        basic = "".join(ch for ch in partial if ch.isascii())
+        found.update(
+            name
+            for name in starting(head + "xn--" + basic, IDN_CANDIDATES)
+            if display_domain(name).startswith(text)
+        )
+    return sorted(found)[:limit]
 
 
 def domain_page(page: int = 1, per_page: int = PER_PAGE) -> Page:
-    """Domains with account and alias counts from grouped subqueries (no per-row loads)."""
+    """One page of domains with their account and alias counts. The page's domains are picked
+    first; the counts are correlated subqueries on them alone (an index range per shown domain),
+    never a grouping of every account."""
     db = get_session()
-    accounts = (
-        select(MailAccount.domain_id, func.count().label("n"))
-        .where(MailAccount.deleted_at.is_(None))
-        .group_by(MailAccount.domain_id)
-        .subquery()
-    )
-    aliases = (
-        select(MailAlias.domain_id, func.count(MailAlias.alias_email.distinct()).label("n"))
-        .group_by(MailAlias.domain_id)
-        .subquery()
-    )
     total = db.scalar(select(func.count(MailDomain.id)))
     page = min(max(1, page), max(1, -(-total // per_page)))
-    rows = db.execute(
-        select(
-            MailDomain.id,
-            MailDomain.domain,
-            MailDomain.is_active,
-            MailDomain.created_at,
-            func.coalesce(accounts.c.n, 0).label("accounts"),
-            func.coalesce(aliases.c.n, 0).label("aliases"),
-        )
-        .outerjoin(accounts, accounts.c.domain_id == MailDomain.id)
-        .outerjoin(aliases, aliases.c.domain_id == MailDomain.id)
+    shown = (
+        select(MailDomain.id, MailDomain.domain, MailDomain.is_active, MailDomain.created_at)
         .order_by(MailDomain.domain)
         .limit(per_page)
         .offset((page - 1) * per_page)
+        .subquery()
+    )
+    accounts = (
+        select(func.count())
+        .select_from(MailAccount)
+        .where(MailAccount.domain_id == shown.c.id, MailAccount.deleted_at.is_(None))
+        .scalar_subquery()
+    )
+    aliases = (
+        select(func.count(MailAlias.alias_email.distinct()))
+        .where(MailAlias.domain_id == shown.c.id)
+        .scalar_subquery()
+    )
+    rows = db.execute(
+        select(
+            shown.c.id,
+            shown.c.domain,
+            shown.c.is_active,
+            shown.c.created_at,
+            accounts.label("accounts"),
+            aliases.label("aliases"),
+        ).order_by(shown.c.domain)
     ).all()
     return Page(rows=rows, total=total, page=page, per_page=per_page)
 
@@ -391,20 +476,20 @@ class AliasFilters:
     """The aliases list's query string: search, domain, page."""
 
     q: str = ""
-    domain: int | None = None
+    domain: str = ""
     page: int = 1
 
     @classmethod
     def from_args(cls, args) -> AliasFilters:
         return cls(
             q=args.get("q", "").strip()[:254],
-            domain=_positive_int(args.get("domain")),
+            domain=domain_filter(args.get("domain")),
             page=_positive_int(args.get("page")) or 1,
         )
 
     def to_args(self, **changes) -> dict[str, str]:
         values = {**self.__dict__, **changes}
-        args = {"q": values["q"], "domain": values["domain"] or "", "page": "" if values["page"] == 1 else values["page"]}
+        args = {"q": values["q"], "domain": values["domain"], "page": "" if values["page"] == 1 else values["page"]}
         return {key: str(value) for key, value in args.items() if value != ""}
 
 
@@ -421,7 +506,7 @@ def alias_page(filters: AliasFilters, per_page: int = PER_PAGE) -> Page:
     db = get_session()
     conditions = []
     if filters.domain:
-        conditions.append(MailAlias.domain_id == filters.domain)
+        conditions.append(_domain_condition(MailAlias.domain_id, filters.domain))
     if filters.q:
         # An alias matches when its address, its domain or any of its destinations does.
         pattern = _like_pattern(filters.q.lower())
