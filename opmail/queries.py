@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -330,8 +331,6 @@ def account_export(filters: AccountFilters) -> Iterator[tuple]:
 # typeahead (a dropdown of 10,000 domains made every full page 660 KB).
 DOMAIN_SELECT_MAX = 200
 DOMAIN_MATCHES = 20
-# A Unicode prefix is looked for among this many xn-- names (see domain_matches).
-IDN_CANDIDATES = 500
 
 
 def domain_choices(limit: int = DOMAIN_SELECT_MAX) -> list[str] | None:
@@ -341,54 +340,33 @@ def domain_choices(limit: int = DOMAIN_SELECT_MAX) -> list[str] | None:
     return None if len(names) > limit else names
 
 
-def _name_starts_with(prefix: str):
-    """MailDomain.domain starts with ``prefix``, as a condition that reads the unique name index."""
+def _starts_with(column, prefix: str):
+    """``column`` starts with ``prefix``, as a condition that reads the column's index."""
     if get_session().get_bind(MailDomain).dialect.name == "sqlite":
         # SQLite's LIKE ignores case and cannot use the index; names are stored lower-case.
-        return and_(MailDomain.domain >= prefix, MailDomain.domain < prefix + LAST_CHARACTER)
+        return and_(column >= prefix, column < prefix + LAST_CHARACTER)
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return MailDomain.domain.like(escaped + "%", escape="\\")
+    return column.like(escaped + "%", escape="\\")
 
 
 def domain_matches(typed: str, limit: int = DOMAIN_MATCHES) -> list[str]:
     """The stored names of the first ``limit`` domains whose name starts with ``typed``, as stored
     or as shown (``bü`` finds ``xn--bcher-kva.de``, shown ``bücher.de``), in the dropdown's order.
 
-    Index range scans only, at most two: the stored prefix; and, for the label being typed, the
-    xn-- names whose ASCII letters start with the label's ASCII letters (Punycode keeps a label's
-    ASCII letters, in order, right after ``xn--``), checked in Python once decoded, up to
-    IDN_CANDIDATES of them.
+    Two index range scans: the stored names, and the Unicode names of international domains.
     """
-    text = typed.strip().lower()[:253]
+    text = unicodedata.normalize("NFC", typed.strip().lower())[:253]
     if any(ch.isspace() for ch in text):
         return []
     db = get_session()
-
-    def starting(prefix: str, count: int) -> list[str]:
-        return db.scalars(
-            select(MailDomain.domain).where(_name_starts_with(prefix)).order_by(MailDomain.domain).limit(count)
-        ).all()
-
-    if not text:
-        return starting("", limit)
-    *whole, partial = text.split(".")
-    head = ""
-    if whole:
-        # The labels typed in full, in their stored form, by the same rules as any domain (a
-        # second label keeps a lone first one from being refused as a single-label domain).
-        try:
-            head = normalize_domain(".".join(whole) + ".example")[: -len("example")]
-        except InvalidInput:
-            return []
-    found = set(starting(head + partial, limit)) if partial.isascii() else set()
-    if not partial.startswith("xn--"):
-        basic = "".join(ch for ch in partial if ch.isascii())
+    found: set[str] = set()
+    for column in (MailDomain.domain, MailDomain.unicode_domain):
         found.update(
-            name
-            for name in starting(head + "xn--" + basic, IDN_CANDIDATES)
-            if display_domain(name).startswith(text)
+            db.scalars(select(MailDomain.domain).where(_starts_with(column, text)).order_by(column).limit(limit))
         )
-    return sorted(found)[:limit]
+    # MariaDB's collation may match more (``bu`` for ``bü``): keep what really starts with it.
+    matching = (name for name in found if name.startswith(text) or display_domain(name).startswith(text))
+    return sorted(matching)[:limit]
 
 
 def domain_page(page: int = 1, per_page: int = PER_PAGE) -> Page:
