@@ -8,8 +8,10 @@ tests/test_galera.py has the real conflicts, on a 3-node cluster.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -261,3 +263,33 @@ def test_a_connection_returned_mid_transaction_is_still_rolled_back(app):
         with get_engine().begin() as connection:  # the same pooled connection, a new transaction
             connection.exec_driver_sql("SELECT 1")
     assert rows(app, sa.select(MailDomain.is_active)) == [(True,)]
+
+
+# --- every rule that writes is retried ------------------------------------------------------------
+
+RULES = sorted((Path(__file__).resolve().parent.parent / "opmail" / "rules").glob("*.py"))
+# What opens a write transaction in a rule: core.transaction(), or the webhook's own connection.
+OPENS_A_TRANSACTION = {"transaction", "_synced"}
+
+
+def _unretried_writers(path: Path) -> list[str]:
+    """Top-level functions of ``path`` that open a transaction but are not decorated @retried."""
+    found = []
+    for node in ast.parse(path.read_text()).body:
+        if not isinstance(node, ast.FunctionDef) or node.name in OPENS_A_TRANSACTION:
+            continue
+        calls = {
+            call.func.id
+            for call in ast.walk(node)
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+        }
+        decorators = {d.id for d in node.decorator_list if isinstance(d, ast.Name)}
+        if calls & OPENS_A_TRANSACTION and "retried" not in decorators:
+            found.append(node.name)
+    return found
+
+
+@pytest.mark.parametrize("path", RULES, ids=lambda path: path.stem)
+def test_every_rule_that_opens_a_transaction_is_retried(path):
+    """A new rule gets ``@retried`` (opmail.db) too, or a deadlock on Galera answers 503 at once."""
+    assert _unretried_writers(path) == []
