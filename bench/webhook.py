@@ -177,3 +177,41 @@ def table(results: dict) -> str:
         )
     lines.append(f"{'webhook ÷ floor':34} {results['ratio']:8.2f}")
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The webhook figure alone (``python -m bench.webhook``): a small seeded database, then ratio."""
+    import argparse
+
+    from bench.bench import mysql_database
+    from opmail import create_app, demo
+    from opmail.db import create_schema, get_engine
+
+    parser = argparse.ArgumentParser(description="The webhook ÷ floor benchmark alone (MariaDB, wrk).")
+    parser.add_argument("--accounts", type=int, default=10_000, help="Seeded accounts (default 10,000).")
+    parser.add_argument("--seconds", type=int, default=10, help="wrk's duration per server.")
+    parser.add_argument("--connections", type=int, default=4, help="wrk's open connections.")
+    parser.add_argument(
+        "--mysql-url", default=os.environ.get("OPMAIL_BENCH_MYSQL_URL", os.environ.get("OPMAIL_TEST_MYSQL_URL"))
+    )
+    args = parser.parse_args(argv)
+    if not args.mysql_url or not wrk_available():
+        print("Needs a MariaDB URL (OPMAIL_BENCH_MYSQL_URL) and wrk.", file=sys.stderr)
+        return 1
+    domains = max(1, args.accounts // 100)
+    with mysql_database(args.mysql_url, "opmail_bench_webhook") as url:
+        app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "MAIL_SYNC_SECRET": ""})
+        with app.app_context():
+            create_schema()
+            demo.seed_demo(args.accounts, domains, "{PLAIN}unused-bench-hash")
+            get_engine().dispose()
+        results = run(url, domains, args.seconds, args.connections)
+    print(table(results))
+    print(f"webhook ÷ floor {results['ratio']:.2f} · p99 {results['webhook']['p99_ms']} ms · CPU per call "
+          f"{results['webhook']['python_cpu_us']} µs Python + {results['webhook']['mariadb_cpu_us']} µs MariaDB "
+          f"(floor {results['floor']['python_cpu_us']} + {results['floor']['mariadb_cpu_us']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

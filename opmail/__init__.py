@@ -30,7 +30,7 @@ from .config import (
     make_instance_folder,
     settings_from_env,
 )
-from .db import enforce_sqlite_foreign_keys
+from .db import drop_closed_connections, enforce_sqlite_foreign_keys, watch_commits
 from .models import BIND_KEY
 
 if TYPE_CHECKING:
@@ -126,19 +126,17 @@ class OpMail:
             raise ConfigError(
                 "The Admin given to OpMail belongs to another app: create one Admin per app."
             )
-        # An engine opmail creates pre-pings its connections: after a database restart the next
-        # request gets a fresh connection instead of an error.
-        db = (
-            self.db
-            or app.extensions.get("sqlalchemy")
-            or SQLAlchemy(app, engine_options={"pool_pre_ping": True})
-        )
+        # No pre-ping (a round trip per request): drop_closed_connections below replaces a
+        # connection a restarted database closed, and retried runs a write again on a fresh one.
+        db = self.db or app.extensions.get("sqlalchemy") or SQLAlchemy(app)
 
         app.extensions["opmail"] = OpMailState(
             db=db, access=self.access, admin=self.admin, confirm_password=self.confirm_password
         )
         with app.app_context():
             enforce_sqlite_foreign_keys(db.engines[BIND_KEY])
+            watch_commits(db.engines[BIND_KEY])
+            drop_closed_connections(db.engines[BIND_KEY])
 
         init_admin(app, self.admin, app.config["MAIL_ADMIN_PREFIX"])
         security.init_app(app)

@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, select, update
 from . import audit
 from .addresses import InvalidInput, normalize_admin_name
 from .config import flag
-from .db import get_session
+from .db import get_session, retried
 from .models import Admin, utcnow
 from .passwords import hash_password, validate_password, verify_password
 
@@ -56,6 +56,7 @@ def find_admin(username: str) -> Admin | None:
     return get_session().scalar(select(Admin).where(Admin.username == name))
 
 
+@retried
 def set_admin_password(username: str, plain: str) -> bool:
     """Create admin ``username`` or change its password; True when it was created.
 
@@ -144,6 +145,7 @@ def count_failure(admin: Admin) -> None:
     raise TooManyAttempts(seconds)
 
 
+@retried
 def write_bookkeeping(
     admin: Admin, *conditions: ColumnElement[bool], logged_as: str | None = None, **values: object
 ) -> bool:
@@ -179,6 +181,7 @@ def unlock_admin(username: str) -> bool:
     return True
 
 
+@retried
 def log_in(admin: Admin) -> None:
     # A fresh session on login: nothing an attacker planted before survives it.
     session.clear()

@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
+import functools
+import random
+import select
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import ParamSpec, TypeVar
+
 from flask import current_app
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session
+from sqlalchemy.pool.base import ResetStyle
 
 from . import migrations
 from .models import BIND_KEY
+
+# MariaDB's deadlock error. On Galera it is also the certification failure (another node committed
+# a conflicting change first) and the brute-force abort of a local transaction by a replicated one.
+# Either way the server rolled the whole transaction back, so running it again cannot apply it twice.
+DEADLOCK = 1213
+# Attempts in all for a transaction that keeps losing (then the documented 503), and the longest
+# pause before the next one; each pause is random (full jitter) so that two losers do not collide
+# again in step: 5, 10, 20, 40, 80 ms at most, about 0.08 s in all on average.
+RETRY_ATTEMPTS = 6
+RETRY_PAUSE_MAX = 0.1
+# A connection that died before COMMIT was sent (server restarted, node killed) is retried once on
+# a fresh connection: once, so that a hung server still answers a 503 within two timeouts
+# (DATABASE_TIMEOUT). A lock wait timeout (1205) is not retried at all: it already waited its
+# whole bound, and waiting again would hold the caller past its own timeout.
+DISCONNECT_RETRIES = 1
+
+_retrying: ContextVar[bool] = ContextVar("opmail_retrying", default=False)
+_commit_sent: ContextVar[bool] = ContextVar("opmail_commit_sent", default=False)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def get_session() -> Session:
@@ -17,6 +48,128 @@ def get_session() -> Session:
 
 def get_engine() -> Engine:
     return current_app.extensions["opmail"].db.engines[BIND_KEY]
+
+
+def retried(rule: Callable[P, R]) -> Callable[P, R]:
+    """Run ``rule`` (one transaction) again after a deadlock or certification failure, up to
+    ``RETRY_ATTEMPTS`` in all, and once after a connection that died before its COMMIT.
+
+    The whole rule runs again after the rollback, its reads included, so it decides afresh on what
+    the winner wrote. A connection lost during COMMIT is never retried: the change may be in. What
+    still fails reaches the faces as the database error they answer with a 503. A rule called by
+    another retried rule is part of that one's transaction: only the outer one retries.
+    """
+
+    @functools.wraps(rule)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        if _retrying.get():
+            return rule(*args, **kwargs)
+        inside = _retrying.set(True)
+        try:
+            deadlocks = disconnects = 0
+            while True:
+                _commit_sent.set(False)
+                try:
+                    return rule(*args, **kwargs)
+                except DBAPIError as error:
+                    if is_deadlock(error) and deadlocks + 1 < RETRY_ATTEMPTS:
+                        deadlocks += 1
+                    elif error.connection_invalidated and not _commit_sent.get() and disconnects < DISCONNECT_RETRIES:
+                        disconnects += 1
+                    else:
+                        raise
+                    get_session().rollback()  # the request's session, should the rule have used it
+                    pause = min(RETRY_PAUSE_MAX, 0.005 * 2 ** (deadlocks + disconnects - 1))
+                    time.sleep(random.uniform(0, pause))  # noqa: S311 (jitter, not a secret)
+        finally:
+            _retrying.reset(inside)
+
+    return run
+
+
+def is_deadlock(error: DBAPIError) -> bool:
+    """Whether MariaDB rolled the transaction back as a deadlock (or Galera's conflict)."""
+    args = getattr(error.orig, "args", ())
+    return bool(args) and args[0] == DEADLOCK
+
+
+def _commit_sending(_connection) -> None:
+    _commit_sent.set(True)
+
+
+def watch_commits(engine: Engine) -> None:
+    """Note when a COMMIT is sent: ``retried`` must not run a change again that may be in."""
+    if not event.contains(engine, "commit", _commit_sending):
+        event.listen(engine, "commit", _commit_sending)
+
+
+def drop_closed_connections(engine: Engine) -> None:
+    """Replace a pooled MariaDB connection the server has closed, before it is used; and skip the
+    pool's ROLLBACK on return after a transaction that already ended.
+
+    Instead of ``pool_pre_ping``, which costs a round trip per checkout: a restarted or killed
+    server closes its sockets, so an idle connection it dropped is readable (end of file). Polling
+    the socket costs one system call. A server that vanished without closing anything (a network
+    cut) is found by the first statement instead: SQLAlchemy then discards every connection made
+    before that moment, and ``retried`` runs a write again once on a fresh one.
+
+    ``engine_options`` turns the pool's own reset off on MariaDB (``pool_reset_on_return=None``):
+    it rolls back every returned connection, a second round trip after each COMMIT. The reset
+    here rolls back only a connection whose last transaction did not end by COMMIT or ROLLBACK.
+    """
+    if engine.dialect.name != "mysql" or event.contains(engine, "checkout", _refuse_closed):
+        return
+    event.listen(engine, "checkout", _refuse_closed)
+    if engine.pool._reset_on_return is ResetStyle.reset_none:  # as engine_options sets it
+        event.listen(engine, "begin", _transaction_open)
+        event.listen(engine, "commit", _transaction_ended)
+        event.listen(engine, "rollback", _transaction_ended)
+        event.listen(engine, "handle_error", _transaction_unknown)
+        event.listen(engine.pool, "reset", _reset)
+
+
+# On a pooled connection's record: its last transaction ended by COMMIT or ROLLBACK (sent, and
+# no error since), so nothing is left to roll back when it goes back to the pool.
+_ENDED = "opmail_transaction_ended"
+
+
+def _refuse_closed(dbapi_connection, record, _proxy) -> None:
+    record.info[_ENDED] = False  # a raw DB-API user sends no events: roll back after it
+    sock = getattr(dbapi_connection, "_sock", False)  # PyMySQL's socket; other drivers go unchecked
+    if sock is False:
+        return
+    if sock is None:
+        raise DisconnectionError("the connection was closed")
+    poll = select.poll()
+    poll.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+    if poll.poll(0):  # an idle connection has nothing to read unless the server hung up
+        raise DisconnectionError("the server closed the connection")
+
+
+def _mark(connection, ended: bool) -> None:
+    # An invalidated connection has no record to mark (asking for it would reconnect): the pool
+    # discards it anyway.
+    if connection is not None and not connection.invalidated:
+        connection.info[_ENDED] = ended
+
+
+def _transaction_open(connection) -> None:
+    _mark(connection, False)
+
+
+def _transaction_ended(connection) -> None:
+    _mark(connection, True)
+
+
+def _transaction_unknown(context) -> None:
+    if not context.is_disconnect:
+        _mark(context.connection, False)
+
+
+def _reset(dbapi_connection, record, state) -> None:
+    if record.info.pop(_ENDED, False) or state.transaction_was_reset or state.terminate_only:
+        return
+    dbapi_connection.rollback()
 
 
 def create_schema() -> list[str]:

@@ -20,7 +20,7 @@ from .htmx import is_htmx, toast
 # What a database that went away (stopped, restarted, unreachable) raises during a request.
 DATABASE_AWAY = (OperationalError, DisconnectionError, InterfaceError)
 DATABASE_AWAY_MESSAGE = "The mail database is not answering. Try again in a moment."
-# A restarted MariaDB answers again within seconds; pool_pre_ping then replaces the dead connections.
+# A restarted MariaDB answers again within seconds; opmail.db then replaces the dead connections.
 DATABASE_RETRY_AFTER = 10
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from .. import audit
 from ..addresses import InvalidInput, normalize_address
-from ..db import get_session
+from ..db import get_session, retried
 from ..models import (
     MailAccount,
     MailAlias,
@@ -58,6 +58,7 @@ class DeletionReport(BulkResult):
     domains: list[str] = field(default_factory=list)
 
 
+@retried
 def create_account(
     email: str, password: str, quota_mb: int = 0, display_name: str | None = None
 ) -> tuple[MailAccount, bool]:
@@ -163,6 +164,7 @@ def _update_unchanged(
     )
 
 
+@retried
 def update_account(
     account_id: int,
     *,
@@ -187,6 +189,7 @@ def update_account(
         audit.record(db, "account.update", [email], {email: changes} if changes else None)
 
 
+@retried
 def reset_password(
     account_id: int, new_password: str, confirm_password: str, *, expected_version: str
 ) -> None:
@@ -201,6 +204,7 @@ def reset_password(
         audit.record(db, "account.password", [email])
 
 
+@retried
 def _apply_to_accounts(
     raw_ids: Iterable[object],
     action: str,
@@ -266,6 +270,7 @@ def restore_accounts(raw_ids: Iterable[object]) -> BulkResult:
     )
 
 
+@retried
 def disable_two_factor(raw_ids: Iterable[object]) -> BulkResult:
     """Force 2FA off: the user signs in to webmail with the password alone until they enrol again."""
     ids, junk = split_ids(raw_ids)
@@ -279,6 +284,7 @@ def disable_two_factor(raw_ids: Iterable[object]) -> BulkResult:
     )
 
 
+@retried
 def delete_accounts(raw_ids: Iterable[object]) -> DeletionReport:
     """Delete accounts with the cascade of docs/schema.md, in one transaction. Maildirs are not touched."""
     ids, junk = split_ids(raw_ids)

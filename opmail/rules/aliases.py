@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from .. import audit
 from ..addresses import InvalidInput, normalize_address, normalize_domain
-from ..db import get_session
+from ..db import get_session, retried
 from ..models import MailAlias, MailDomain, utcnow
 from .core import (
     ALIAS,
@@ -60,6 +60,7 @@ def _check_destinations(db: Session, alias: str, destinations: list[str]) -> Non
     check_local_destinations(db, destinations)
 
 
+@retried
 def create_alias(alias: str, destinations: str | None) -> str:
     """Add an alias (or a domain's catch-all) on an existing domain, with its destinations."""
     address = normalize_alias(alias)
@@ -99,6 +100,7 @@ def alias_destinations(alias: str) -> list[str]:
     )
 
 
+@retried
 def set_alias_destinations(alias: str, destinations: str | None) -> list[str]:
     """Replace an alias's destinations; rows that stay keep their id, status and dates."""
     targets = parse_destinations(destinations)
@@ -125,6 +127,7 @@ def set_alias_destinations(alias: str, destinations: str | None) -> list[str]:
     return targets
 
 
+@retried
 def set_aliases_active(aliases: Iterable[str], active: bool) -> BulkResult:
     """Enable or disable aliases (every destination row of each)."""
     wanted = sorted(set(aliases))
@@ -154,6 +157,7 @@ def set_aliases_active(aliases: Iterable[str], active: bool) -> BulkResult:
     return BulkResult(changed=[a for a in wanted if a in found], skipped=[a for a in wanted if a not in found])
 
 
+@retried
 def delete_aliases(aliases: Iterable[str]) -> BulkResult:
     """Remove aliases with all their destinations."""
     wanted = sorted(set(aliases))

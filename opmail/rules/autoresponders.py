@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from .. import audit
 from ..addresses import InvalidInput, normalize_address
+from ..db import retried
 from ..models import MailAccount, MailAutoresponder, MailSieveScript
 from ..sieve import SCRIPT_NAME, vacation_script
 from .core import ENABLED, MAX_TEXT_BYTES, BulkResult, for_field, split_ids, transaction
@@ -58,6 +59,7 @@ def store_script(db: Session, autoresponder: MailAutoresponder | None, email: st
         db.add(MailSieveScript(email=email, name=SCRIPT_NAME, script=script))
 
 
+@retried
 def create_autoresponder(email: str, reply: AutoresponderInput) -> MailAutoresponder:
     """Give an existing account its autoresponder."""
     address = for_field(normalize_address, (email or "").strip(), "email")
@@ -74,6 +76,7 @@ def create_autoresponder(email: str, reply: AutoresponderInput) -> MailAutorespo
     return autoresponder
 
 
+@retried
 def update_autoresponder(autoresponder_id: int, reply: AutoresponderInput) -> MailAutoresponder:
     """Save an autoresponder's text, dates and status (its account never changes)."""
     reply = _check_autoresponder(reply)
@@ -92,6 +95,7 @@ def update_autoresponder(autoresponder_id: int, reply: AutoresponderInput) -> Ma
     return autoresponder
 
 
+@retried
 def delete_autoresponders(raw_ids: Iterable[object]) -> BulkResult:
     """Remove autoresponders; the accounts keep receiving mail, just without the reply."""
     ids, junk = split_ids(raw_ids)

@@ -8,11 +8,13 @@ from sqlalchemy import delete, select, update
 
 from .. import audit
 from ..addresses import InvalidInput, display_domain, normalize_domain
+from ..db import retried
 from ..models import MailAccount, MailAddress, MailAlias, MailDomain, MailGroup, utcnow
 from .accounts import DeletionReport, delete_accounts_in
 from .core import ENABLED, GROUP, BulkResult, for_field, split_ids, transaction
 
 
+@retried
 def create_domain(name: str) -> MailDomain:
     """Add a domain (validated, lower-case, IDNA)."""
     domain_name = for_field(normalize_domain, name.strip(), "domain")
@@ -25,6 +27,7 @@ def create_domain(name: str) -> MailDomain:
     return domain
 
 
+@retried
 def set_domains_active(raw_ids: Iterable[object], active: bool) -> BulkResult:
     """Enable or disable domains; a disabled domain's accounts fail login at once."""
     ids, junk = split_ids(raw_ids)
@@ -57,6 +60,7 @@ def set_domains_active(raw_ids: Iterable[object], active: bool) -> BulkResult:
     )
 
 
+@retried
 def delete_domains(raw_ids: Iterable[object], newest_account: int | None = None) -> DeletionReport:
     """Delete domains with all their accounts (same cascade as account delete) and aliases.
 

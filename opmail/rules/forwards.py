@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from .. import audit
 from ..addresses import InvalidInput
-from ..db import get_session
+from ..db import get_session, retried
 from ..models import MailAccount, MailForward
 from .aliases import parse_destinations
 from .core import check_local_destinations, transaction
@@ -45,6 +45,7 @@ def forwarding_of(account: MailAccount) -> Forwarding:
     return _forwarding(get_session(), account.id, account.email)
 
 
+@retried
 def set_forwarding(account_id: int, destinations: str | None, keep_copy: bool) -> Forwarding:
     """Forward the account's mail to ``destinations`` (one per line or comma-separated; empty =
     forwarding off), keeping a copy in its mailbox when ``keep_copy``."""

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import audit
 from ..addresses import InvalidInput, normalize_address
+from ..db import retried
 from ..models import MailAccount, MailDomain, MailGroup, MailGroupMember
 from .core import (
     GROUP,
@@ -49,6 +50,7 @@ def _check_group_address(email: str | None) -> str | None:
     return for_field(normalize_address, email, "email") if email else None
 
 
+@retried
 def save_group(
     group_id: int | None, name: str | None, description: str | None, email: str | None = None
 ) -> MailGroup:
@@ -90,6 +92,7 @@ def save_group(
     return group
 
 
+@retried
 def delete_group(group_id: int) -> None:
     """Remove a group and its memberships (the accounts stay); its address bounces from now on."""
     with transaction() as db:
@@ -101,6 +104,7 @@ def delete_group(group_id: int) -> None:
         audit.record(db, "group.delete", [name] if name is not None else [])
 
 
+@retried
 def add_to_group(raw_ids: Iterable[object], group_id: object) -> BulkResult:
     """Make the selected accounts members; accounts already in the group count as changed too."""
     ids, junk = split_ids(raw_ids)
@@ -126,6 +130,7 @@ def add_to_group(raw_ids: Iterable[object], group_id: object) -> BulkResult:
     )
 
 
+@retried
 def remove_from_group(raw_ids: Iterable[object], group_id: int) -> int:
     """End the selected accounts' membership; returns how many memberships ended."""
     ids, _ = split_ids(raw_ids)

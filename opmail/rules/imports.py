@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import audit
 from ..account_csv import MAX_ROWS, CsvProblem, read_accounts_csv
 from ..addresses import InvalidInput, display_domain, normalize_address
-from ..db import get_session
+from ..db import get_session, retried
 from ..models import MailAccount, MailAddress, MailDomain
 from ..passwords import to_dovecot_hash
 from .core import (
@@ -168,6 +168,7 @@ def check_import(data: bytes, max_rows: int = MAX_ROWS) -> ImportCheck:
     return ImportCheck(rows, file_wide + [problem for row in rows for problem in row.problems])
 
 
+@retried
 def import_accounts(check: ImportCheck, progress: Callable[[int], None] = lambda n: None) -> list[str]:
     """Add a checked file's accounts in one transaction; returns their addresses.
 

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..addresses import InvalidInput, normalize_address, normalize_domain
-from ..db import get_engine
+from ..db import get_engine, retried
 from ..models import MailAccount, MailAddress, MailDomain, SyncEvent, utcnow
 from ..passwords import to_dovecot_hash
 from .core import ACCOUNT, AddressTaken, check_password_or_hash, check_quota, hash_new_password
@@ -151,6 +151,7 @@ def _synced(
                 raise
 
 
+@retried
 def sync_create(email: str, password_hash: str, quota_mb: int, remote_addr: str | None) -> str:
     """Upsert the Panel's account (and its domain): created, updated, or revived if soft-deleted.
 
@@ -209,6 +210,7 @@ def _update_live_account(connection: Connection, email: str, **values: object) -
     return connection.execute(_UPDATE_LIVE_BY_EMAIL, {"address": email, **values}).rowcount > 0
 
 
+@retried
 def sync_delete(email: str, remote_addr: str | None) -> str:
     """Soft-delete the Panel's account (the row stays, it can no longer log in); absent = noop."""
 
@@ -219,6 +221,7 @@ def sync_delete(email: str, remote_addr: str | None) -> str:
     return _synced("delete", email, remote_addr, change)
 
 
+@retried
 def sync_password(email: str, password_hash: str, remote_addr: str | None) -> str:
     """Set the stored hash of a live account; an absent or deleted one is a noop."""
 
