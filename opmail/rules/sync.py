@@ -81,11 +81,13 @@ def check_sync_call(body: object) -> SyncCall:
     quota_mb = checked("quota_mb", lambda q: 0 if q is None else check_quota(q), body.get("quota_mb"))
     password = None
     if action in ("create", "password"):
-        password = checked("password", check_password_or_hash, body.get("password"))
+        password = checked(
+            "password", lambda p: check_password_or_hash(p, policy=False), body.get("password")
+        )
     if errors:
         raise InvalidSyncCall(errors)
     # Hashing is slow by design (bcrypt cost 12 ≈ 255 ms): only for a call that is otherwise valid.
-    password_hash = None if password is None else to_dovecot_hash(password) or hash_new_password(password)
+    password_hash = None if password is None else to_dovecot_hash(password) or hash_new_password(password, policy=False)
     return SyncCall(action, email, password_hash, quota_mb)
 
 
