@@ -84,6 +84,13 @@ class MailDomain(Timestamps, Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     domain: Mapped[str] = mapped_column(String(253), unique=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true(), index=True)
+    # Limits and defaults of the domain (opmail.rules.limits); NULL = no limit / the server default.
+    # Accounts that are not deleted; aliases' and groups' addresses; the sum of their quotas (MB).
+    max_accounts: Mapped[int | None] = mapped_column(UnsignedInt)
+    max_aliases: Mapped[int | None] = mapped_column(UnsignedInt)
+    total_quota_mb: Mapped[int | None] = mapped_column(UnsignedInt)
+    # The quota a new mailbox gets when none is given (Add Account, CSV import, the Panel's create).
+    default_quota_mb: Mapped[int | None] = mapped_column(UnsignedInt)
 
     def __str__(self) -> str:
         from .addresses import display_domain

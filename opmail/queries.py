@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from .db import get_session
@@ -13,6 +13,7 @@ from .models import (
     MAX_ID,
     AdminEvent,
     MailAccount,
+    MailAddress,
     MailAlias,
     MailAutoresponder,
     MailDomain,
@@ -284,7 +285,11 @@ def domain_page(page: int = 1, per_page: int = PER_PAGE) -> Page:
     """Domains with account and alias counts from grouped subqueries (no per-row loads)."""
     db = get_session()
     accounts = (
-        select(MailAccount.domain_id, func.count().label("n"))
+        select(
+            MailAccount.domain_id,
+            func.count().label("n"),
+            func.sum(MailAccount.quota_mb).label("quota_mb"),
+        )
         .where(MailAccount.deleted_at.is_(None))
         .group_by(MailAccount.domain_id)
         .subquery()
@@ -292,6 +297,13 @@ def domain_page(page: int = 1, per_page: int = PER_PAGE) -> Page:
     aliases = (
         select(MailAlias.domain_id, func.count(MailAlias.alias_email.distinct()).label("n"))
         .group_by(MailAlias.domain_id)
+        .subquery()
+    )
+    # What max_aliases counts: the addresses of aliases and groups (rules.limits).
+    claimed = (
+        select(MailAddress.domain_id, func.count().label("n"))
+        .where(MailAddress.kind != "account")
+        .group_by(MailAddress.domain_id)
         .subquery()
     )
     total = db.scalar(select(func.count(MailDomain.id)))
@@ -304,14 +316,38 @@ def domain_page(page: int = 1, per_page: int = PER_PAGE) -> Page:
             MailDomain.created_at,
             func.coalesce(accounts.c.n, 0).label("accounts"),
             func.coalesce(aliases.c.n, 0).label("aliases"),
+            func.coalesce(claimed.c.n, 0).label("alias_addresses"),
+            func.coalesce(accounts.c.quota_mb, 0).label("quota_mb"),
+            MailDomain.max_accounts,
+            MailDomain.max_aliases,
+            MailDomain.total_quota_mb,
+            MailDomain.default_quota_mb,
         )
         .outerjoin(accounts, accounts.c.domain_id == MailDomain.id)
         .outerjoin(aliases, aliases.c.domain_id == MailDomain.id)
+        .outerjoin(claimed, claimed.c.domain_id == MailDomain.id)
         .order_by(MailDomain.domain)
         .limit(per_page)
         .offset((page - 1) * per_page)
     ).all()
     return Page(rows=rows, total=total, page=page, per_page=per_page)
+
+
+def domain_use(domain_id: int) -> dict[str, int]:
+    """What a domain uses of its limits: mailboxes (not deleted), alias and group addresses, and
+    the quotas of its mailboxes added up (MB), with how many of them are unlimited."""
+    db = get_session()
+    accounts, quota_mb, unlimited = db.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(MailAccount.quota_mb), 0),
+            func.coalesce(func.sum(case((MailAccount.quota_mb == 0, 1), else_=0)), 0),
+        ).where(MailAccount.domain_id == domain_id, MailAccount.deleted_at.is_(None))
+    ).one()
+    aliases = db.scalar(
+        select(func.count()).where(MailAddress.domain_id == domain_id, MailAddress.kind != "account")
+    )
+    return {"accounts": accounts, "aliases": aliases, "quota_mb": int(quota_mb), "unlimited": int(unlimited)}
 
 
 def domain_contents(domain_id: int) -> dict[str, int]:

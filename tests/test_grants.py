@@ -43,6 +43,10 @@ def test_opmail_user_creates_upgrades_and_uses_the_schema(empty_database, tmp_pa
             connection.exec_driver_sql("DROP TABLE mail_addresses, mail_forwards, mail_sieve_scripts")
             connection.exec_driver_sql("ALTER TABLE mail_groups DROP INDEX ix_mail_groups_email, DROP COLUMN email")
             connection.exec_driver_sql("ALTER TABLE admins DROP COLUMN totp_pending_secret")
+            connection.exec_driver_sql(
+                "ALTER TABLE mail_domains DROP COLUMN max_accounts, DROP COLUMN max_aliases,"
+                " DROP COLUMN total_quota_mb, DROP COLUMN default_quota_mb"
+            )
             connection.exec_driver_sql("UPDATE opmail_alembic_version SET version_num = '56473bf69181'")
         root.dispose()
         with app.app_context():
@@ -54,6 +58,10 @@ def test_opmail_user_creates_upgrades_and_uses_the_schema(empty_database, tmp_pa
                 "Added index ix_mail_groups_email",
                 "Claimed the addresses of the existing accounts and aliases",
                 "Added column admins.totp_pending_secret",
+                "Added column mail_domains.max_accounts",
+                "Added column mail_domains.max_aliases",
+                "Added column mail_domains.total_quota_mb",
+                "Added column mail_domains.default_quota_mb",
             ]
         add_domain(app, "example.com")
         account_id = add_account(app, "jane@example.com")

@@ -44,6 +44,7 @@ from .core import (
     transaction,
 )
 from .forwards import drop_orphaned_copies
+from .limits import check_new_accounts, check_quota_change, lock_domain
 
 
 @dataclass
@@ -59,12 +60,14 @@ class DeletionReport(BulkResult):
 
 
 def create_account(
-    email: str, password: str, quota_mb: int = 0, display_name: str | None = None
+    email: str, password: str, quota_mb: int | None = 0, display_name: str | None = None
 ) -> tuple[MailAccount, bool]:
-    """Add an account on an existing domain. Returns (account, restored): re-adding an address the
-    Panel soft-deleted restores that row with the new password and quota."""
+    """Add an account on an existing domain, within its limits; ``quota_mb`` None gives it the
+    domain's default quota. Returns (account, restored): re-adding an address the Panel
+    soft-deleted restores that row with the new password and quota."""
     address = for_field(normalize_address, email.strip(), "email")
-    quota_mb = check_quota(quota_mb)
+    if quota_mb is not None:
+        quota_mb = check_quota(quota_mb)
     display_name = check_display_name(display_name)
     password_hash = hash_new_password(password)
     domain_name = address.partition("@")[2]
@@ -72,10 +75,15 @@ def create_account(
         domain = db.scalar(select(MailDomain).where(MailDomain.domain == domain_name))
         if domain is None:
             raise MissingDomain(domain_name)
+        limits = lock_domain(db, domain.id)
+        if limits is None:
+            raise MissingDomain(domain_name)
+        quota_mb = limits.quota_for_new(quota_mb)
         account = db.scalar(select(MailAccount).where(MailAccount.email == address))
         if account is not None and account.deleted_at is None:
             raise InvalidInput(f"The account {address} already exists.", "email")
         restored = account is not None
+        check_new_accounts(db, limits, [quota_mb])
         if account is None:
             try:
                 claim_address(db, address, domain.id, ACCOUNT)
@@ -208,6 +216,7 @@ def _apply_to_accounts(
     value: object,
     field: str,
     label: Callable[[Any], object] = lambda value: value,
+    check: Callable[[Session, list[int]], None] | None = None,
 ) -> BulkResult:
     """One UPDATE of ``column`` for the whole selection, logged as ``action`` with each account's
     old → new ``column`` (as ``field``, shown as ``label`` says); ids that are gone are reported."""
@@ -224,6 +233,8 @@ def _apply_to_accounts(
             )
         }
         found = {account_id: email for account_id, (email, _) in old.items()}
+        if check is not None:
+            check(db, list(found))
         if found:
             db.execute(
                 update(MailAccount)
@@ -250,8 +261,24 @@ def set_accounts_active(raw_ids: Iterable[object], active: bool) -> BulkResult:
 
 
 def set_accounts_quota(raw_ids: Iterable[object], quota_mb: object) -> BulkResult:
-    """Give every selected account the same quota (0 = unlimited)."""
-    return _apply_to_accounts(raw_ids, "account.quota", "quota_mb", check_quota(quota_mb), "quota_mb")
+    """Give every selected account the same quota (0 = unlimited), within each domain's total quota."""
+    quota_mb = check_quota(quota_mb)
+
+    def within_limits(db: Session, account_ids: list[int]) -> None:
+        # The accounts are locked already; their domains next (in id order: the same order for
+        # every writer, so two bulk edits wait for each other instead of deadlocking).
+        by_domain: dict[int, list[int]] = {}
+        for account_id, domain_id in db.execute(
+            select(MailAccount.id, MailAccount.domain_id).where(
+                MailAccount.id.in_(account_ids), MailAccount.deleted_at.is_(None)
+            )
+        ):
+            by_domain.setdefault(domain_id, []).append(account_id)
+        check_quota_change(db, by_domain, quota_mb)
+
+    return _apply_to_accounts(
+        raw_ids, "account.quota", "quota_mb", quota_mb, "quota_mb", check=within_limits
+    )
 
 
 def restore_accounts(raw_ids: Iterable[object]) -> BulkResult:

@@ -27,6 +27,7 @@ from .core import (
     split_ids,
     transaction,
 )
+from .limits import check_new_alias, lock_domain
 
 
 def _check_group(name: str | None, description: str | None) -> tuple[str, str | None]:
@@ -71,8 +72,10 @@ def save_group(
             if address is not None:
                 domain = address.partition("@")[2]
                 domain_id = db.scalar(select(MailDomain.id).where(MailDomain.domain == domain))
-                if domain_id is None:
+                limits = None if domain_id is None else lock_domain(db, domain_id)
+                if limits is None:
                     raise MissingDomain(domain)
+                check_new_alias(db, limits, "email")
                 claim_address(db, address, domain_id, GROUP)
             if group.email is not None:
                 release_addresses(db, [group.email], GROUP)
