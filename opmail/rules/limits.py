@@ -4,7 +4,9 @@ its mailboxes may add up to, and the quota a new mailbox gets when none is given
 NULL is no limit (or, for the default quota, the server's: 0 = unlimited). Every rule that adds
 to a domain calls ``lock_domain`` first and checks inside the same transaction: the domain's row
 stays locked until the commit, so two admins (or an admin and the Panel) cannot both take the last
-place. The checks take a ``Session`` or a ``Connection`` (the webhook's): both execute statements.
+place. The counts are locking reads (share mode): on MariaDB a plain read would answer from the
+snapshot the transaction took before it waited for the lock, missing what the other writer added.
+The checks take a ``Session`` or a ``Connection`` (the webhook's): both execute statements.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ def _accounts_in(db, domain_id: int, leaving_out: Iterable[int] = ()) -> tuple[i
     leaving_out = list(leaving_out)
     if leaving_out:
         query = query.where(MailAccount.id.not_in(leaving_out))
-    count, total = db.execute(query).one()
+    count, total = db.execute(query.with_for_update(read=True)).one()
     return int(count), int(total)
 
 
@@ -152,6 +154,7 @@ def check_quota_change(db, accounts_by_domain: dict[int, list[int]], quota_mb: i
                 MailAccount.id.not_in(changed),
             )
             .group_by(MailAccount.domain_id)
+            .with_for_update(read=True)
         ).all()
     )
     for domain_id in limited:
@@ -184,7 +187,9 @@ def check_new_alias(db, limits: DomainLimits, field: str = "alias_email") -> Non
     if limits.max_aliases is None:
         return
     used = db.scalar(
-        select(func.count()).where(MailAddress.domain_id == limits.domain_id, MailAddress.kind != ACCOUNT)
+        select(func.count())
+        .where(MailAddress.domain_id == limits.domain_id, MailAddress.kind != ACCOUNT)
+        .with_for_update(read=True)
     )
     if used + 1 > limits.max_aliases:
         raise OverLimit(
