@@ -179,8 +179,8 @@ def update_account(
     is_active: bool,
     expected_version: str,
 ) -> None:
-    """Save the account page's details (the address itself never changes), unless someone else
-    changed the account since the page showed ``expected_version``."""
+    """Save the account page's details (the address itself never changes), within the domain's
+    total quota, unless someone else changed the account since the page showed ``expected_version``."""
     display_name = check_display_name(display_name)
     quota_mb = check_quota(quota_mb)
     with transaction() as db:
@@ -188,6 +188,11 @@ def update_account(
             db, account_id, expected_version,
             display_name=display_name, quota_mb=quota_mb, is_active=is_active,
         )
+        if before["quota"] != quota_mb:
+            # Checked after the write, which locked the account (accounts before domains, as the
+            # bulk edit does); a refusal rolls the write back.
+            domain_id = db.scalar(select(MailAccount.domain_id).where(MailAccount.id == account_id))
+            check_quota_change(db, {domain_id: [account_id]}, quota_mb)
         changes = audit.diff(
             {"quota_mb": before["quota"], "status": ACCOUNT_STATUS[before["status"]]},
             {"quota_mb": quota_mb, "status": ACCOUNT_STATUS[is_active]},
@@ -216,7 +221,7 @@ def _apply_to_accounts(
     value: object,
     field: str,
     label: Callable[[Any], object] = lambda value: value,
-    check: Callable[[Session, list[int]], None] | None = None,
+    check: Callable[[Session, dict[int, int]], None] | None = None,
 ) -> BulkResult:
     """One UPDATE of ``column`` for the whole selection, logged as ``action`` with each account's
     old → new ``column`` (as ``field``, shown as ``label`` says); ids that are gone are reported."""
@@ -224,17 +229,17 @@ def _apply_to_accounts(
     with transaction() as db:
         # The old values come with the addresses, no extra statement; locked, so the log's "old" is
         # what the UPDATE replaced even when another admin changes the same accounts meanwhile.
-        old = {
-            account_id: (email, was)
-            for account_id, email, was in db.execute(
-                select(MailAccount.id, MailAccount.email, getattr(MailAccount, column))
-                .where(MailAccount.id.in_(ids))
-                .with_for_update()
-            )
-        }
+        old, domains = {}, {}
+        for account_id, email, was, domain_id in db.execute(
+            select(MailAccount.id, MailAccount.email, getattr(MailAccount, column), MailAccount.domain_id)
+            .where(MailAccount.id.in_(ids))
+            .with_for_update()
+        ):
+            old[account_id] = (email, was)
+            domains[account_id] = domain_id
         found = {account_id: email for account_id, (email, _) in old.items()}
         if check is not None:
-            check(db, list(found))
+            check(db, domains)
         if found:
             db.execute(
                 update(MailAccount)
@@ -264,15 +269,11 @@ def set_accounts_quota(raw_ids: Iterable[object], quota_mb: object) -> BulkResul
     """Give every selected account the same quota (0 = unlimited), within each domain's total quota."""
     quota_mb = check_quota(quota_mb)
 
-    def within_limits(db: Session, account_ids: list[int]) -> None:
+    def within_limits(db: Session, domains: dict[int, int]) -> None:
         # The accounts are locked already; their domains next (in id order: the same order for
         # every writer, so two bulk edits wait for each other instead of deadlocking).
         by_domain: dict[int, list[int]] = {}
-        for account_id, domain_id in db.execute(
-            select(MailAccount.id, MailAccount.domain_id).where(
-                MailAccount.id.in_(account_ids), MailAccount.deleted_at.is_(None)
-            )
-        ):
+        for account_id, domain_id in domains.items():
             by_domain.setdefault(domain_id, []).append(account_id)
         check_quota_change(db, by_domain, quota_mb)
 
