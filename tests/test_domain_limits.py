@@ -343,3 +343,36 @@ def test_parallel_admin_adds_never_pass_max_accounts(app, live_server):
         results = list(pool.map(create, range(8)))
     assert sorted(results) == ["created"] * 3 + ["refused"] * 5
     assert len(rows(app, sa.select(MailAccount.id))) == 3
+
+
+# --- Restore (bulk) and a group's address moving ------------------------------------------------------
+
+
+def test_bulk_restore_stays_within_max_accounts(app, admin, client):
+    example = add_domain(app)
+    gone = add_account(app, "gone@example.com", quota_mb=100)
+    assert sync_call(client, {"action": "delete", "email": "gone@example.com"}).status_code == 200
+    add_account(app, "a@example.com", quota_mb=100)
+    set_limits(app, example, max_accounts=1)
+    before = snapshot(app)
+    refused = admin.post("/admin/accounts/action/", {"action": "restore", "rowid": [gone], "url": "/admin/accounts/"}, htmx=True)
+    assert toast_of(refused) == (
+        "Over the domain's limit: example.com may have at most 1 mailbox and has 1; restoring 1 would pass it."
+    )
+    assert snapshot(app) == before
+    set_limits(app, example, max_accounts=2, total_quota_mb=150)
+    over_quota = admin.post("/admin/accounts/action/", {"action": "restore", "rowid": [gone], "url": "/admin/accounts/"}, htmx=True)
+    assert "may use 150 MB together" in toast_of(over_quota)
+    set_limits(app, example, total_quota_mb=200)
+    done = admin.post("/admin/accounts/action/", {"action": "restore", "rowid": [gone], "url": "/admin/accounts/"}, htmx=True)
+    assert toast_of(done) == "1 account restored."
+
+
+def test_moving_a_groups_address_within_its_domain_takes_no_new_place(app, admin):
+    example = add_domain(app)
+    with app.app_context():
+        group_id = groups.save_group(None, "Team", None, "team@example.com").id
+    set_limits(app, example, max_aliases=1)
+    with app.app_context():
+        groups.save_group(group_id, "Team", None, "crew@example.com")
+    assert rows(app, sa.select(sa.text("address")).select_from(sa.table("mail_addresses"))) == [("crew@example.com",)]

@@ -44,7 +44,7 @@ from .core import (
     transaction,
 )
 from .forwards import drop_orphaned_copies
-from .limits import check_new_accounts, check_quota_change, lock_domain
+from .limits import check_new_accounts, check_quota_change, check_restored_accounts, lock_domain
 
 
 @dataclass
@@ -283,7 +283,18 @@ def set_accounts_quota(raw_ids: Iterable[object], quota_mb: object) -> BulkResul
 
 
 def restore_accounts(raw_ids: Iterable[object]) -> BulkResult:
-    """Bring back accounts the Panel soft-deleted."""
+    """Bring back accounts the Panel soft-deleted, within their domains' limits."""
+
+    def within_limits(db: Session, domains: dict[int, int]) -> None:
+        restored: dict[int, list[int]] = {}
+        for account_id, quota_mb in db.execute(
+            select(MailAccount.id, MailAccount.quota_mb).where(
+                MailAccount.id.in_(list(domains)), MailAccount.deleted_at.is_not(None)
+            )
+        ):
+            restored.setdefault(domains[account_id], []).append(quota_mb)
+        check_restored_accounts(db, restored)
+
     return _apply_to_accounts(
         raw_ids,
         "account.restore",
@@ -291,6 +302,7 @@ def restore_accounts(raw_ids: Iterable[object]) -> BulkResult:
         None,
         "deleted_at",
         lambda moment: moment.isoformat(" ", "seconds") if moment else None,
+        check=within_limits,
     )
 
 

@@ -162,6 +162,35 @@ def check_quota_change(db, accounts_by_domain: dict[int, list[int]], quota_mb: i
         _check_total_quota(limits[domain_id], int(others.get(domain_id, 0)), quotas, "quota_mb")
 
 
+def check_restored_accounts(db, restored: dict[int, list[int]]) -> None:
+    """Refuse bringing back soft-deleted mailboxes (domain id → their quotas) past a domain's
+    ``max_accounts`` or total quota. Locks the domains; one statement more when any is limited."""
+    limits = lock_domains(db, restored)
+    limited = sorted(d for d, lim in limits.items() if lim.limited)
+    if not limited:
+        return
+    live = {
+        domain_id: (int(count), int(total))
+        for domain_id, count, total in db.execute(
+            select(MailAccount.domain_id, func.count(), func.coalesce(func.sum(MailAccount.quota_mb), 0))
+            .where(MailAccount.domain_id.in_(limited), MailAccount.deleted_at.is_(None))
+            .group_by(MailAccount.domain_id)
+            .with_for_update(read=True)
+        )
+    }
+    for domain_id in limited:
+        domain, quotas = limits[domain_id], restored[domain_id]
+        count, total = live.get(domain_id, (0, 0))
+        if domain.max_accounts is not None and count + len(quotas) > domain.max_accounts:
+            raise OverLimit(
+                "max_accounts",
+                f"{display_domain(domain.domain)} may have at most"
+                f" {_plural(domain.max_accounts, 'mailbox', 'mailboxes')} and has {count}; restoring"
+                f" {len(quotas)} would pass it.",
+            )
+        _check_total_quota(domain, total, quotas)
+
+
 def _check_total_quota(limits: DomainLimits, others: int, quotas: list[int], field: str = "quota_mb") -> None:
     if limits.total_quota_mb is None or not quotas:
         return
