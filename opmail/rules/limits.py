@@ -76,7 +76,7 @@ def lock_domains(db, domain_ids: Iterable[int]) -> dict[int, DomainLimits]:
     db.execute(
         update(MailDomain)
         .where(MailDomain.id.in_(domain_ids))
-        .values(max_accounts=MailDomain.max_accounts)
+        .values(max_accounts=MailDomain.max_accounts, updated_at=MailDomain.updated_at)
         .execution_options(synchronize_session=False)
     )
     locked = db.execute(_SELECT_LIMITS.where(MailDomain.id.in_(domain_ids)).order_by(MailDomain.id).with_for_update())
@@ -86,14 +86,14 @@ def lock_domains(db, domain_ids: Iterable[int]) -> dict[int, DomainLimits]:
 def lock_domain(db, domain_id: int) -> DomainLimits | None:
     """Hold the domain's row until the commit and return its limits as committed now (None: gone).
 
-    An UPDATE that changes nothing, then FOR UPDATE: SQLite ignores FOR UPDATE and reads outside a
+    An UPDATE that changes nothing (``updated_at`` too is set to itself), then FOR UPDATE: SQLite ignores FOR UPDATE and reads outside a
     write transaction, while the UPDATE starts one (no other writer until the commit); on MariaDB
     both take the row's write lock, and the locking read sees the latest committed limits.
     """
     db.execute(
         update(MailDomain)
         .where(MailDomain.id == domain_id)
-        .values(max_accounts=MailDomain.max_accounts)
+        .values(max_accounts=MailDomain.max_accounts, updated_at=MailDomain.updated_at)
         .execution_options(synchronize_session=False)
     )
     return _limits(db.execute(_SELECT_LIMITS.where(MailDomain.id == domain_id).with_for_update()).one_or_none())
@@ -275,15 +275,15 @@ def set_domain_limits(
         old = lock_domain(db, domain_id)
         if old is None:
             raise InvalidInput("That domain no longer exists.")
-        db.execute(
-            update(MailDomain)
-            .where(MailDomain.id == domain_id)
-            .values(**new)
-            .execution_options(synchronize_session=False)
-        )
         changes = {
             name: [getattr(old, name), value] for name, value in new.items() if getattr(old, name) != value
         }
         if changes:
+            db.execute(
+                update(MailDomain)
+                .where(MailDomain.id == domain_id)
+                .values(**new)
+                .execution_options(synchronize_session=False)
+            )
             audit.record(db, "domain.limits", [old.domain], {old.domain: changes})
     return DomainLimits(domain_id, old.domain, **new)
