@@ -376,3 +376,18 @@ def test_moving_a_groups_address_within_its_domain_takes_no_new_place(app, admin
     with app.app_context():
         groups.save_group(group_id, "Team", None, "crew@example.com")
     assert rows(app, sa.select(sa.text("address")).select_from(sa.table("mail_addresses"))) == [("crew@example.com",)]
+
+
+def test_a_quota_that_shrinks_passes_even_over_a_lowered_total(app, admin, client):
+    """A limit lowered below what the domain uses stops growth; it never blocks going down."""
+    example = add_domain(app)
+    jane = add_account(app, "jane@example.com", quota_mb=800)
+    add_account(app, "bob@example.com", quota_mb=800)
+    set_limits(app, example, total_quota_mb=1000)
+    down = admin.post("/admin/accounts/action/", {"action": "quota", "rowid": [jane], "url": "/admin/accounts/", "quota_mb": "700"}, htmx=True)
+    assert toast_of(down) == "1 account set to the new quota."
+    panel_down = sync_call(client, {"action": "create", "email": "bob@example.com", "password": "x", "quota_mb": 600})
+    assert panel_down.status_code == 200
+    up = sync_call(client, {"action": "create", "email": "bob@example.com", "password": "x", "quota_mb": 650})
+    assert up.status_code == 422 and up.json["limit"] == "total_quota_mb"
+    assert quotas(app) == {"jane@example.com": 700, "bob@example.com": 600}

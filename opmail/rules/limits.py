@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 
 from .. import audit
 from ..addresses import InvalidInput, display_domain
@@ -116,10 +116,16 @@ def _plural(n: int, one: str, many: str) -> str:
 
 
 def check_new_accounts(
-    db, limits: DomainLimits, quotas: list[int], replacing: Iterable[int] = (), field: str = "email"
+    db,
+    limits: DomainLimits,
+    quotas: list[int],
+    replacing: Iterable[int] = (),
+    field: str = "email",
+    replaced_mb: int | None = None,
 ) -> None:
     """Refuse adding mailboxes with ``quotas`` (MB each, 0 = unlimited) to a locked domain past its
-    limits. ``replacing``: ids of its accounts whose quotas these replace (not counted twice)."""
+    limits. ``replacing``: ids of its accounts whose quotas these replace (not counted twice), which
+    had ``replaced_mb`` together: a change that does not grow the total is never refused."""
     if not limits.limited:
         return
     replacing = list(replacing)
@@ -134,7 +140,7 @@ def check_new_accounts(
             " domain's page, or delete a mailbox first.",
             field,
         )
-    _check_total_quota(limits, total, quotas)
+    _check_total_quota(limits, total, quotas, before=None if replaced_mb is None else total + replaced_mb)
 
 
 def check_quota_change(db, accounts_by_domain: dict[int, list[int]], quota_mb: int) -> None:
@@ -145,21 +151,25 @@ def check_quota_change(db, accounts_by_domain: dict[int, list[int]], quota_mb: i
     if not limited:
         return
     changed = [a for d in limited for a in accounts_by_domain[d]]
-    others = dict(
-        db.execute(
-            select(MailAccount.domain_id, func.coalesce(func.sum(MailAccount.quota_mb), 0))
-            .where(
-                MailAccount.domain_id.in_(limited),
-                MailAccount.deleted_at.is_(None),
-                MailAccount.id.not_in(changed),
+    is_changed = MailAccount.id.in_(changed)
+    # The others' quotas, and the changed accounts' own before the change (a decrease always passes).
+    sums = {
+        domain_id: (int(others), int(before))
+        for domain_id, others, before in db.execute(
+            select(
+                MailAccount.domain_id,
+                func.coalesce(func.sum(case((is_changed, 0), else_=MailAccount.quota_mb)), 0),
+                func.coalesce(func.sum(case((is_changed, MailAccount.quota_mb), else_=0)), 0),
             )
+            .where(MailAccount.domain_id.in_(limited), MailAccount.deleted_at.is_(None))
             .group_by(MailAccount.domain_id)
             .with_for_update(read=True)
-        ).all()
-    )
+        )
+    }
     for domain_id in limited:
         quotas = [quota_mb] * len(accounts_by_domain[domain_id])
-        _check_total_quota(limits[domain_id], int(others.get(domain_id, 0)), quotas, "quota_mb")
+        others, before = sums.get(domain_id, (0, 0))
+        _check_total_quota(limits[domain_id], others, quotas, "quota_mb", before=others + before)
 
 
 def check_restored_accounts(db, restored: dict[int, list[int]]) -> None:
@@ -191,7 +201,11 @@ def check_restored_accounts(db, restored: dict[int, list[int]]) -> None:
         _check_total_quota(domain, total, quotas)
 
 
-def _check_total_quota(limits: DomainLimits, others: int, quotas: list[int], field: str = "quota_mb") -> None:
+def _check_total_quota(
+    limits: DomainLimits, others: int, quotas: list[int], field: str = "quota_mb", before: int | None = None
+) -> None:
+    """``others`` MB given out besides ``quotas``; ``before``: the total before this change, if it
+    replaces quotas (a change that does not grow the total passes, even over a lowered limit)."""
     if limits.total_quota_mb is None or not quotas:
         return
     name = display_domain(limits.domain)
@@ -202,7 +216,7 @@ def _check_total_quota(limits: DomainLimits, others: int, quotas: list[int], fie
             " quota: 0 (unlimited) is not allowed there.",
             field,
         )
-    if others + sum(quotas) > limits.total_quota_mb:
+    if others + sum(quotas) > limits.total_quota_mb and (before is None or others + sum(quotas) > before):
         raise OverLimit(
             "total_quota_mb",
             f"the mailboxes of {name} may use {limits.total_quota_mb} MB together; {others} MB are"

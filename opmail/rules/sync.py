@@ -170,16 +170,20 @@ def _synced(
 
 
 def _within_limits(
-    connection: Connection, domain_id: int, quota_mb: int | None, replacing: int | None = None
+    connection: Connection, domain_id: int, quota_mb: int | None, replacing: tuple[int, int] | None = None
 ) -> int:
-    """Lock a limited domain, check one more mailbox (or ``replacing``'s new quota) against its
-    limits, and return the quota to store (the domain's default when the call gave none)."""
+    """Lock a limited domain, check one more mailbox (or a new quota for ``replacing``, its id and
+    old quota) against its limits, and return the quota to store (the domain's default when the
+    call gave none)."""
     limits = lock_domain(connection, domain_id)
     if limits is None:
         raise DomainDeleted(domain_id)
     quota = limits.quota_for_new(quota_mb)
     try:
-        check_new_accounts(connection, limits, [quota], [replacing] if replacing else [])
+        if replacing is None:
+            check_new_accounts(connection, limits, [quota])
+        else:
+            check_new_accounts(connection, limits, [quota], [replacing[0]], replaced_mb=replacing[1])
     except OverLimit as error:
         raise SyncOverLimit(error) from None
     return quota
@@ -214,7 +218,7 @@ def sync_create(email: str, password_hash: str, quota_mb: int | None, remote_add
                 revived = account.deleted_at is not None
                 if limited and ids.domain is not None and (revived or quota != account.quota_mb):
                     values["quota_mb"] = _within_limits(
-                        connection, ids.domain, quota_mb, None if revived else account.id
+                        connection, ids.domain, quota_mb, None if revived else (account.id, account.quota_mb)
                     )
                 connection.execute(_UPDATE_BY_ID, {"account_id": account.id, **values})
                 return "revived" if revived else "updated"
