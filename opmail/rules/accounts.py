@@ -44,7 +44,7 @@ from .core import (
     transaction,
 )
 from .forwards import drop_orphaned_copies
-from .limits import check_new_accounts, check_quota_change, check_restored_accounts, lock_domain
+from .limits import check_new_accounts, check_quota_change, check_restored_accounts, limits_to_check
 
 
 @dataclass
@@ -75,7 +75,7 @@ def create_account(
         domain = db.scalar(select(MailDomain).where(MailDomain.domain == domain_name))
         if domain is None:
             raise MissingDomain(domain_name)
-        limits = lock_domain(db, domain.id)
+        limits = limits_to_check(db, domain.id)
         if limits is None:
             raise MissingDomain(domain_name)
         quota_mb = limits.quota_for_new(quota_mb)

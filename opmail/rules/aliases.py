@@ -28,7 +28,7 @@ from .core import (
     release_addresses,
     transaction,
 )
-from .limits import check_new_alias, lock_domain
+from .limits import check_new_alias, limits_to_check
 
 
 def normalize_alias(raw: str) -> str:
@@ -68,7 +68,7 @@ def create_alias(alias: str, destinations: str | None) -> str:
     with transaction() as db:
         domain_name = address.partition("@")[2]
         domain_id = db.scalar(select(MailDomain.id).where(MailDomain.domain == domain_name))
-        limits = None if domain_id is None else lock_domain(db, domain_id)
+        limits = None if domain_id is None else limits_to_check(db, domain_id)
         if limits is None:
             raise InvalidInput(MissingDomain(domain_name).message, "alias_email")
         check_new_alias(db, limits)

@@ -27,7 +27,7 @@ from .core import (
     split_ids,
     transaction,
 )
-from .limits import check_new_alias, lock_domain
+from .limits import check_new_alias, limits_to_check
 
 
 def _check_group(name: str | None, description: str | None) -> tuple[str, str | None]:
@@ -75,7 +75,7 @@ def save_group(
             if address is not None:
                 domain = address.partition("@")[2]
                 domain_id = db.scalar(select(MailDomain.id).where(MailDomain.domain == domain))
-                limits = None if domain_id is None else lock_domain(db, domain_id)
+                limits = None if domain_id is None else limits_to_check(db, domain_id)
                 if limits is None:
                     raise MissingDomain(domain)
                 check_new_alias(db, limits, "email")

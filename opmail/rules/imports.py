@@ -31,7 +31,7 @@ from .core import (
     parse_quota,
     transaction,
 )
-from .limits import DomainLimits, OverLimit, check_new_accounts, lock_domain, read_limits
+from .limits import DomainLimits, OverLimit, check_new_accounts, lock_domains, read_limits_of
 
 IMPORT_CHUNK = 500  # per IN list and per INSERT: well under SQLite's and MariaDB's parameter limits
 IMPORT_STATUSES = {"": True, "active": True, "suspended": False}
@@ -167,8 +167,13 @@ def _check_import_limits(db, rows: list[ImportRow], domain_ids: dict[str, int]) 
     for row in rows:
         if row.email is not None and not row.problems and row.email.partition("@")[2] in domain_ids:
             by_domain.setdefault(row.email.partition("@")[2], []).append(row)
+    limits_of = {
+        limits.domain_id: limits
+        for chunk in _chunks([domain_ids[name] for name in by_domain])
+        for limits in read_limits_of(db, chunk)
+    }
     for name, domain_rows in by_domain.items():
-        limits = read_limits(db, domain_ids[name])
+        limits = limits_of.get(domain_ids[name])
         if limits is None or not limits.limited:
             continue
         try:
@@ -217,13 +222,17 @@ def import_accounts(check: ImportCheck, progress: Callable[[int], None] = lambda
         if len(domain_ids) < len(domains):
             missing = sorted(set(domains) - set(domain_ids))
             raise InvalidInput(f"The domain {display_domain(missing[0])} was deleted meanwhile: nothing was written.")
-        # Each domain locked (in id order) and checked against its limits with every row it gets.
+        # The domains locked (two statements), each checked against its limits with every row it gets.
         quotas: dict[str, int] = {}
+        locked = lock_domains(db, domain_ids.values())
+        rows_of: dict[str, list[ImportRow]] = {}
+        for row in check.rows:
+            rows_of.setdefault(row.email.partition("@")[2], []).append(row)
         for name in sorted(domain_ids, key=domain_ids.get):
-            limits = lock_domain(db, domain_ids[name])
+            limits = locked.get(domain_ids[name])
             if limits is None:
                 raise InvalidInput(f"The domain {display_domain(name)} was deleted meanwhile: nothing was written.")
-            domain_rows = [row for row in check.rows if row.email.partition("@")[2] == name]
+            domain_rows = rows_of[name]
             for row, quota in zip(domain_rows, quotas_of(domain_rows, limits), strict=True):
                 quotas[row.email] = quota
             try:

@@ -2,9 +2,9 @@
 its mailboxes may add up to, and the quota a new mailbox gets when none is given.
 
 NULL is no limit (or, for the default quota, the server's: 0 = unlimited). Every rule that adds
-to a domain calls ``lock_domain`` first and checks inside the same transaction: the domain's row
-stays locked until the commit, so two admins (or an admin and the Panel) cannot both take the last
-place. The counts are locking reads (share mode): on MariaDB a plain read would answer from the
+to a domain with limits locks its row first (``limits_to_check``, ``lock_domain(s)``) and checks
+inside the same transaction: the row stays locked until the commit, so two admins (or an admin and
+the Panel) cannot both take the last place. A domain without limits is not held up. The counts are locking reads (share mode): on MariaDB a plain read would answer from the
 snapshot the transaction took before it waited for the lock, missing what the other writer added.
 The checks take a ``Session`` or a ``Connection`` (the webhook's): both execute statements.
 """
@@ -83,6 +83,11 @@ def lock_domains(db, domain_ids: Iterable[int]) -> dict[int, DomainLimits]:
     return {row.id: DomainLimits(*row) for row in locked}
 
 
+def read_limits_of(db, domain_ids: list[int]) -> list[DomainLimits]:
+    """The limits of several domains in one statement, not locked (an import's preview)."""
+    return [DomainLimits(*row) for row in db.execute(_SELECT_LIMITS.where(MailDomain.id.in_(domain_ids)))]
+
+
 def lock_domain(db, domain_id: int) -> DomainLimits | None:
     """Hold the domain's row until the commit and return its limits as committed now (None: gone).
 
@@ -97,6 +102,17 @@ def lock_domain(db, domain_id: int) -> DomainLimits | None:
         .execution_options(synchronize_session=False)
     )
     return _limits(db.execute(_SELECT_LIMITS.where(MailDomain.id == domain_id).with_for_update()).one_or_none())
+
+
+def limits_to_check(db, domain_id: int) -> DomainLimits | None:
+    """The domain's limits, its row locked when it has any to count (None: no such domain).
+
+    A domain without limits is not locked: adding to it stays as concurrent as before (the
+    address claims' primary key settles races there), and its default quota needs no lock. A limit
+    an admin sets meanwhile applies from the next change on.
+    """
+    limits = read_limits(db, domain_id)
+    return lock_domain(db, domain_id) if limits is not None and limits.limited else limits
 
 
 def _accounts_in(db, domain_id: int, leaving_out: Iterable[int] = ()) -> tuple[int, int]:
@@ -226,7 +242,7 @@ def _check_total_quota(
 
 
 def check_new_alias(db, limits: DomainLimits, field: str = "alias_email") -> None:
-    """Refuse one more alias or group address on a locked domain at its ``max_aliases``."""
+    """Refuse one more alias or group address on a (locked) domain at its ``max_aliases``."""
     if limits.max_aliases is None:
         return
     used = db.scalar(
