@@ -90,6 +90,8 @@ def test_a_domain_limit_set_on_its_page_refuses_the_next_account(app, logged_in_
     page.get_by_label("Default quota for new mailboxes (MB)").fill("256")
     page.get_by_role("button", name="Save limits").click()
     expect(page.get_by_text("Limits of example.com saved.")).to_be_visible()
+    expect(page.get_by_label("Maximum mailboxes")).to_have_value("1")
+    save_screenshot(page, f"policy-domain-page-{width}")
     assert rows(app, sa.select(MailDomain.max_accounts, MailDomain.default_quota_mb)) == [(1, 256)]
     page.goto("/admin/domains/")
     expect(page.locator('tr[data-domain="example.com"] td[data-use="accounts"]')).to_have_text("1 / 1")
