@@ -391,3 +391,24 @@ def test_a_quota_that_shrinks_passes_even_over_a_lowered_total(app, admin, clien
     up = sync_call(client, {"action": "create", "email": "bob@example.com", "password": "x", "quota_mb": 650})
     assert up.status_code == 422 and up.json["limit"] == "total_quota_mb"
     assert quotas(app) == {"jane@example.com": 700, "bob@example.com": 600}
+
+
+def test_the_account_page_quota_stays_within_the_total_and_may_always_shrink(app, admin):
+    from tests.helpers import opened_version
+
+    example = add_domain(app)
+    jane = add_account(app, "jane@example.com", quota_mb=600)
+    add_account(app, "bob@example.com", quota_mb=600)
+    set_limits(app, example, total_quota_mb=1000)  # lowered below the 1200 MB given out
+
+    def save(quota: str):
+        form = {"quota_mb": quota, "display_name": "", "status": "active", "version": opened_version(admin, jane)}
+        return admin.post(f"/admin/accounts/edit/?id={jane}", form)
+
+    before = snapshot(app)
+    grown = save("700")
+    assert grown.status_code == 422
+    assert "Over the domain&#39;s limit: the mailboxes of example.com may use 1000 MB together" in grown.text
+    assert snapshot(app) == before
+    assert save("500").status_code == 302
+    assert quotas(app) == {"jane@example.com": 500, "bob@example.com": 600}

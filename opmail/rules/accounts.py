@@ -192,7 +192,7 @@ def update_account(
             # Checked after the write, which locked the account (accounts before domains, as the
             # bulk edit does); a refusal rolls the write back.
             domain_id = db.scalar(select(MailAccount.domain_id).where(MailAccount.id == account_id))
-            check_quota_change(db, {domain_id: [account_id]}, quota_mb)
+            check_quota_change(db, {domain_id: [account_id]}, quota_mb, {domain_id: before["quota"]})
         changes = audit.diff(
             {"quota_mb": before["quota"], "status": ACCOUNT_STATUS[before["status"]]},
             {"quota_mb": quota_mb, "status": ACCOUNT_STATUS[is_active]},

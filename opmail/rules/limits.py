@@ -159,9 +159,13 @@ def check_new_accounts(
     _check_total_quota(limits, total, quotas, before=None if replaced_mb is None else total + replaced_mb)
 
 
-def check_quota_change(db, accounts_by_domain: dict[int, list[int]], quota_mb: int) -> None:
+def check_quota_change(
+    db, accounts_by_domain: dict[int, list[int]], quota_mb: int, written_before: dict[int, int] | None = None
+) -> None:
     """Refuse giving the accounts (domain id → account ids) ``quota_mb`` each past a domain's total
-    quota. Locks the domains; one statement more when any has a total quota, whatever their number."""
+    quota. Locks the domains; one statement more when any has a total quota, whatever their number.
+    ``written_before``: when the new quota is written already, the accounts' old quotas added up
+    per domain (else they are read)."""
     limits = lock_domains(db, accounts_by_domain)
     limited = sorted(d for d, lim in limits.items() if lim.total_quota_mb is not None)
     if not limited:
@@ -185,6 +189,8 @@ def check_quota_change(db, accounts_by_domain: dict[int, list[int]], quota_mb: i
     for domain_id in limited:
         quotas = [quota_mb] * len(accounts_by_domain[domain_id])
         others, before = sums.get(domain_id, (0, 0))
+        if written_before is not None:
+            before = written_before.get(domain_id, 0)
         _check_total_quota(limits[domain_id], others, quotas, "quota_mb", before=others + before)
 
 
