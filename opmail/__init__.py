@@ -28,6 +28,7 @@ from .config import (
     engine_options,
     instance_secret_key,
     make_instance_folder,
+    password_min_length,
     settings_from_env,
 )
 from .db import drop_closed_connections, enforce_sqlite_foreign_keys, watch_commits
@@ -86,6 +87,8 @@ class OpMail:
         Config keys (defaults filled with ``setdefault``): ``SQLALCHEMY_BINDS["opmail"]`` (required),
         ``DOVECOT_PASSWORD_SCHEME`` ("BLF-CRYPT"), ``MAIL_SYNC_SECRET`` ("" = webhook off),
         ``MAILDIR_ROOT`` ("/var/mail"), ``OPMAIL_BCRYPT_ROUNDS`` (12),
+        ``OPMAIL_PASSWORD_MIN_LENGTH`` (10, from 1 to 72: the fewest characters of a password typed
+        here, for mailboxes and admins; hashes the Panel sends are not checked),
         ``OPMAIL_SYNC_URL`` ("/api/sync/account", or the ``sync_url`` argument),
         ``MAIL_SYNC_REQUIRE_SIGNATURE`` (False), ``OPMAIL_IDLE_MINUTES`` (30),
         ``MAIL_ADMIN_PREFIX`` (the ``url_prefix`` argument, else ``/admin`` with opmail's own
@@ -107,6 +110,7 @@ class OpMail:
         app.config.setdefault("MAIL_SYNC_SECRET", "")
         app.config.setdefault("MAILDIR_ROOT", "/var/mail")
         app.config.setdefault("OPMAIL_BCRYPT_ROUNDS", 12)
+        app.config.setdefault("OPMAIL_PASSWORD_MIN_LENGTH", 10)
         app.config.setdefault("MAIL_SYNC_REQUIRE_SIGNATURE", False)
         app.config.setdefault("OPMAIL_IDLE_MINUTES", 30)
         app.config.setdefault("OPMAIL_REQUIRE_2FA", False)
@@ -116,6 +120,7 @@ class OpMail:
         # A 4 MiB accounts CSV and the rest of its form fit; nothing opmail's pages take is larger.
         app.config.setdefault("OPMAIL_MAX_CONTENT_LENGTH", 5 * 1024 * 1024)
         check_settings(app.config)
+        app.config["OPMAIL_PASSWORD_MIN_LENGTH"] = password_min_length(app.config)
         if BIND_KEY not in app.config.get("SQLALCHEMY_BINDS", {}):
             raise ConfigError(
                 'SQLALCHEMY_BINDS["opmail"] is not set: point it at the mail database.'

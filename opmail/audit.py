@@ -20,7 +20,7 @@ Changes = dict[str, dict[str, list[object]]]
 
 # The action names the rules record. Stable: the audit view's filter and bookmarked links use them.
 ACTIONS = (
-    "domain.create", "domain.enable", "domain.disable", "domain.delete",
+    "domain.create", "domain.enable", "domain.disable", "domain.delete", "domain.limits",
     "account.create", "account.update", "account.password", "account.suspend", "account.unsuspend",
     "account.quota", "account.restore", "account.disable_2fa", "account.delete", "account.forward",
     "alias.create", "alias.update", "alias.enable", "alias.disable", "alias.delete",

@@ -16,7 +16,8 @@ from .addresses import InvalidInput, normalize_admin_name
 from .config import flag
 from .db import get_session, retried
 from .models import Admin, utcnow
-from .passwords import hash_password, validate_password, verify_password
+from .passwords import generate_password, hash_password, validate_password, verify_password
+from .rules.core import check_password_policy
 
 SESSION_KEY = "opmail_admin_id"
 VERSION_KEY = "opmail_session_version"
@@ -39,6 +40,7 @@ def _unknown_user_hash(rounds: int) -> str:
 
 def hash_admin_password(plain: str) -> str:
     validate_password(plain, "BLF-CRYPT")
+    check_password_policy(plain)
     return hash_password(plain, "BLF-CRYPT", bcrypt_rounds=current_app.config["OPMAIL_BCRYPT_ROUNDS"])
 
 
@@ -87,7 +89,7 @@ def create_first_admin(username: str = "admin") -> str | None:
     db = get_session()
     if db.scalar(select(Admin.id).limit(1)) is not None:
         return None
-    password = secrets.token_urlsafe(12)
+    password = generate_password(current_app.config["OPMAIL_PASSWORD_MIN_LENGTH"])
     set_admin_password(username, password)
     return password
 

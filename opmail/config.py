@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import make_url
 
-from .passwords import DEFAULT_BCRYPT_ROUNDS, SCHEMES
+from .passwords import BCRYPT_MAX_BYTES, DEFAULT_BCRYPT_ROUNDS, DEFAULT_MIN_LENGTH, SCHEMES
 
 # Keys read from the environment for a standalone app, with their defaults. ``None`` = computed.
 ENV_KEYS: dict[str, Any] = {
@@ -23,6 +23,7 @@ ENV_KEYS: dict[str, Any] = {
     "SECRET_KEY": None,  # generated once, kept in the instance folder
     "MAILDIR_ROOT": "/var/mail",
     "OPMAIL_BCRYPT_ROUNDS": DEFAULT_BCRYPT_ROUNDS,
+    "OPMAIL_PASSWORD_MIN_LENGTH": DEFAULT_MIN_LENGTH,
     "OPMAIL_IDLE_MINUTES": 30,
     "MAIL_ADMIN_PREFIX": "/admin",
     "MAIL_ADMIN_IPS": "",  # empty: every address may open the admin (after logging in)
@@ -127,6 +128,7 @@ def check_settings(config: Mapping[str, Any]) -> None:
         rounds = 0
     if not 4 <= rounds <= 15:
         raise ConfigError("OPMAIL_BCRYPT_ROUNDS must be a whole number from 4 to 15.")
+    password_min_length(config)
     secret = config.get("MAIL_SYNC_SECRET") or ""
     if 0 < len(secret) < MIN_SYNC_SECRET:
         raise ConfigError(
@@ -142,6 +144,18 @@ def check_settings(config: Mapping[str, Any]) -> None:
     admin_networks(config)
     database_timeouts(config)
     sqlite_mode(config)
+
+
+def password_min_length(config: Mapping[str, Any]) -> int:
+    """``OPMAIL_PASSWORD_MIN_LENGTH``: the fewest characters a new password may have, 1 to 72
+    (bcrypt reads 72 bytes: a longer minimum could not be met)."""
+    value = str(config.get("OPMAIL_PASSWORD_MIN_LENGTH", DEFAULT_MIN_LENGTH)).strip()
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= BCRYPT_MAX_BYTES):
+        raise ConfigError(
+            f"OPMAIL_PASSWORD_MIN_LENGTH must be a whole number of characters from 1 to {BCRYPT_MAX_BYTES}"
+            f" (got {value!r})."
+        )
+    return int(value)
 
 
 def check_admin_prefix(prefix: object) -> str:

@@ -95,6 +95,13 @@ class MailDomain(Timestamps, Base):
     # Dovecot's and Postfix's queries find a login or a recipient in that form through this index.
     # Filled on every insert, from the domain (which is never renamed).
     unicode_domain: Mapped[str | None] = mapped_column(String(253), index=True, default=_unicode_of_inserted)
+    # Limits and defaults of the domain (opmail.rules.limits); NULL = no limit / the server default.
+    # Accounts that are not deleted; aliases' and groups' addresses; the sum of their quotas (MB).
+    max_accounts: Mapped[int | None] = mapped_column(UnsignedInt)
+    max_aliases: Mapped[int | None] = mapped_column(UnsignedInt)
+    total_quota_mb: Mapped[int | None] = mapped_column(UnsignedInt)
+    # The quota a new mailbox gets when none is given (Add Account, CSV import, the Panel's create).
+    default_quota_mb: Mapped[int | None] = mapped_column(UnsignedInt)
 
     def __str__(self) -> str:
         from .addresses import display_domain

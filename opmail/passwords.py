@@ -8,6 +8,8 @@ SHA512-CRYPT uses 5,000 rounds like ``doveadm pw`` (every IMAP login pays the co
 from __future__ import annotations
 
 import re
+import secrets
+import string
 import unicodedata
 
 from passlib.hash import bcrypt, sha512_crypt
@@ -17,6 +19,10 @@ from .addresses import InvalidInput
 SCHEMES = ("BLF-CRYPT", "SHA512-CRYPT")
 BCRYPT_MAX_BYTES = 72
 DEFAULT_BCRYPT_ROUNDS = 12
+DEFAULT_MIN_LENGTH = 10  # OPMAIL_PASSWORD_MIN_LENGTH
+GENERATED_LENGTH = 20
+# Letters and digits only: no character a mail client or a shell would treat specially.
+_GENERATED_ALPHABET = string.ascii_letters + string.digits
 SHA512_ROUNDS = 5000
 
 _BCRYPT_RE = re.compile(r"\$2[aby]\$(?P<cost>\d\d)\$[./A-Za-z0-9]{53}")
@@ -39,6 +45,20 @@ def validate_password(plain: str, scheme: str) -> None:
             f"The password is longer than {BCRYPT_MAX_BYTES} bytes, the most bcrypt can use.",
             "password",
         )
+
+
+def check_password_length(plain: str, min_length: int) -> None:
+    """Raise InvalidInput when ``plain`` has fewer than ``min_length`` characters."""
+    if len(plain) < min_length:
+        raise InvalidInput(
+            f"The password must be at least {min_length} characters long (it has {len(plain)}).",
+            "password",
+        )
+
+
+def generate_password(min_length: int = DEFAULT_MIN_LENGTH) -> str:
+    """A random password of letters and digits, at least ``GENERATED_LENGTH`` characters long."""
+    return "".join(secrets.choice(_GENERATED_ALPHABET) for _ in range(max(GENERATED_LENGTH, min_length)))
 
 
 def hash_password(plain: str, scheme: str, *, bcrypt_rounds: int = DEFAULT_BCRYPT_ROUNDS) -> str:

@@ -6,7 +6,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, false, func, or_, select
+from sqlalchemy import Select, and_, case, false, func, or_, select
 from sqlalchemy.orm import aliased
 
 from .addresses import InvalidInput, display_domain, normalize_address, normalize_domain
@@ -15,6 +15,7 @@ from .models import (
     MAX_ID,
     AdminEvent,
     MailAccount,
+    MailAddress,
     MailAlias,
     MailAutoresponder,
     MailDomain,
@@ -377,16 +378,29 @@ def domain_page(page: int = 1, per_page: int = PER_PAGE) -> Page:
     total = db.scalar(select(func.count(MailDomain.id)))
     page = min(max(1, page), max(1, -(-total // per_page)))
     shown = (
-        select(MailDomain.id, MailDomain.domain, MailDomain.is_active, MailDomain.created_at)
+        select(
+            MailDomain.id,
+            MailDomain.domain,
+            MailDomain.is_active,
+            MailDomain.created_at,
+            MailDomain.max_accounts,
+            MailDomain.max_aliases,
+            MailDomain.total_quota_mb,
+            MailDomain.default_quota_mb,
+        )
         .order_by(MailDomain.domain)
         .limit(per_page)
         .offset((page - 1) * per_page)
         .subquery()
     )
-    accounts = (
+    live_accounts = (MailAccount.domain_id == shown.c.id, MailAccount.deleted_at.is_(None))
+    accounts = select(func.count()).select_from(MailAccount).where(*live_accounts).scalar_subquery()
+    quota_mb = select(func.coalesce(func.sum(MailAccount.quota_mb), 0)).where(*live_accounts).scalar_subquery()
+    # What max_aliases counts: the addresses of aliases and groups (rules.limits).
+    alias_addresses = (
         select(func.count())
-        .select_from(MailAccount)
-        .where(MailAccount.domain_id == shown.c.id, MailAccount.deleted_at.is_(None))
+        .select_from(MailAddress)
+        .where(MailAddress.domain_id == shown.c.id, MailAddress.kind != "account")
         .scalar_subquery()
     )
     aliases = (
@@ -402,9 +416,32 @@ def domain_page(page: int = 1, per_page: int = PER_PAGE) -> Page:
             shown.c.created_at,
             accounts.label("accounts"),
             aliases.label("aliases"),
+            alias_addresses.label("alias_addresses"),
+            quota_mb.label("quota_mb"),
+            shown.c.max_accounts,
+            shown.c.max_aliases,
+            shown.c.total_quota_mb,
+            shown.c.default_quota_mb,
         ).order_by(shown.c.domain)
     ).all()
     return Page(rows=rows, total=total, page=page, per_page=per_page)
+
+
+def domain_use(domain_id: int) -> dict[str, int]:
+    """What a domain uses of its limits: mailboxes (not deleted), alias and group addresses, and
+    the quotas of its mailboxes added up (MB), with how many of them are unlimited."""
+    db = get_session()
+    accounts, quota_mb, unlimited = db.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(MailAccount.quota_mb), 0),
+            func.coalesce(func.sum(case((MailAccount.quota_mb == 0, 1), else_=0)), 0),
+        ).where(MailAccount.domain_id == domain_id, MailAccount.deleted_at.is_(None))
+    ).one()
+    aliases = db.scalar(
+        select(func.count()).where(MailAddress.domain_id == domain_id, MailAddress.kind != "account")
+    )
+    return {"accounts": accounts, "aliases": aliases, "quota_mb": int(quota_mb), "unlimited": int(unlimited)}
 
 
 def domain_contents(domain_id: int) -> dict[str, int]:

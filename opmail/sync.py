@@ -88,7 +88,8 @@ def sync_account() -> Response:
         # A create whose address is an alias's or a group's is refused here (nothing written).
         apply_sync(call, request.remote_addr)
     except InvalidSyncCall as error:
-        return _answer(422, error=error.message, errors=error.errors)
+        extra = {} if error.limit is None else {"limit": error.limit}
+        return _answer(422, error=error.message, errors=error.errors, **extra)
     return _answer(200, status="ok")
 
 

@@ -224,13 +224,13 @@ def test_add_account_stores_a_dovecot_hash_and_opens_its_page(app, admin):
 @pytest.mark.parametrize("app_overrides", [{"DOVECOT_PASSWORD_SCHEME": "SHA512-CRYPT"}])
 def test_add_account_uses_the_configured_scheme(app, admin):
     add_domain(app)
-    admin.post("/admin/accounts/new/", {"email": "jane@example.com", "password": "p", "quota_mb": "0"})
+    admin.post("/admin/accounts/new/", {"email": "jane@example.com", "password": "password 10", "quota_mb": "0"})
     assert account(app, "jane@example.com").password.startswith("{SHA512-CRYPT}$6$rounds=5000$")
 
 
 def test_add_account_on_a_missing_domain_says_which_and_links_to_domains(app, admin):
     before = snapshot(app)
-    response = admin.post("/admin/accounts/new/", {"email": "jane@nowhere.org", "password": "p1", "quota_mb": "0"})
+    response = admin.post("/admin/accounts/new/", {"email": "jane@nowhere.org", "password": "password 10", "quota_mb": "0"})
     assert response.status_code == 422
     assert "The domain nowhere.org does not exist yet" in response.text
     assert 'href="/admin/domains/new/?domain=nowhere.org"' in response.text
@@ -241,7 +241,7 @@ def test_duplicate_address_in_any_case_is_a_form_error(app, admin):
     add_domain(app)
     add_account(app, "bob@example.com")
     before = snapshot(app)
-    response = admin.post("/admin/accounts/new/", {"email": "Bob@EXAMPLE.com", "password": "p1", "quota_mb": "0"})
+    response = admin.post("/admin/accounts/new/", {"email": "Bob@EXAMPLE.com", "password": "password 10", "quota_mb": "0"})
     assert response.status_code == 422 and "The account bob@example.com already exists." in response.text
     assert snapshot(app) == before
 
@@ -252,11 +252,11 @@ def test_re_adding_a_panel_deleted_address_restores_it(app, admin):
     with app.app_context():
         get_session().get(MailAccount, jane_id).deleted_at = utcnow()
         get_session().commit()
-    response = admin.post("/admin/accounts/new/", {"email": "jane@example.com", "password": "new pass", "quota_mb": "7"}, follow_redirects=True)
+    response = admin.post("/admin/accounts/new/", {"email": "jane@example.com", "password": "new password", "quota_mb": "7"}, follow_redirects=True)
     assert "had been deleted by the Panel: it is restored" in response.text
     jane = account(app, "jane@example.com")
     assert jane.id == jane_id and jane.deleted_at is None and jane.quota_mb == 7
-    assert verify_password("new pass", jane.password)
+    assert verify_password("new password", jane.password)
 
 
 @pytest.mark.parametrize(
@@ -324,15 +324,15 @@ def test_reset_password(app, admin):
     add_domain(app)
     jane = add_account(app, "jane@example.com", password="old password")
     url, version = f"/admin/accounts/password/?id={jane}", opened_version(admin, jane)
-    mismatch = admin.post(url, {"new_password": "new one", "confirm_password": "new onE", "version": version})
+    mismatch = admin.post(url, {"new_password": "new password", "confirm_password": "new passworD", "version": version})
     assert mismatch.status_code == 422 and "The two passwords do not match." in mismatch.text
     empty = admin.post(url, {"new_password": "", "confirm_password": "", "version": version})
     assert empty.status_code == 422 and "Enter a password." in empty.text
     assert verify_password("old password", account(app, "jane@example.com").password)
-    done = admin.post(url, {"new_password": "new one", "confirm_password": "new one", "version": version})
+    done = admin.post(url, {"new_password": "new password", "confirm_password": "new password", "version": version})
     assert done.status_code == 302
     stored = account(app, "jane@example.com").password
-    assert verify_password("new one", stored) and not verify_password("old password", stored)
+    assert verify_password("new password", stored) and not verify_password("old password", stored)
 
 
 def test_panel_synced_account_warns_that_the_panel_overwrites_passwords(app, admin):

@@ -219,7 +219,7 @@ def test_the_domains_page_counts_accounts_and_aliases_of_its_domains(app, admin,
     counts = {
         name: (int(accounts), int(aliases))
         for name, accounts, aliases in re.findall(
-            r'<tr data-domain="([^"]+)">.*?data-accounts>(\d+)</a></td>\s*<td>(\d+)</td>', page, re.S
+            r'<tr data-domain="([^"]+)">.*?data-accounts>(\d+)</a></td>\s*<td data-use="aliases">(\d+)</td>', page, re.S
         )
     }
     assert counts == {"xn--bcher-kva.de": (1, 1), "example.com": (1, 1), "other.org": (1, 0)}, counts

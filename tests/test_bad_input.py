@@ -257,11 +257,13 @@ def test_search_box_takes_any_text_and_changes_nothing(app, admin, jane, subtest
 
 
 def test_a_domain_name_cannot_be_edited_past_its_rules(app, admin, jane):
-    """Flask-Admin's stock edit form used to save any text as a domain's name."""
+    """Flask-Admin's stock edit form used to save any text as a domain's name. The domain's page
+    (its limits) has no name field: a name posted to it is ignored."""
     domain = _domain_id(app)
     before = snapshot(app)
     response = admin.post(f"/admin/domains/edit/?id={domain}", {"domain": "BAD DOMAIN", "is_active": "y"})
-    assert response.status_code == 302 and admin.get(f"/admin/domains/edit/?id={domain}").status_code == 302
+    assert response.status_code == 302
+    assert 'name="domain"' not in admin.get(f"/admin/domains/edit/?id={domain}").text
     assert snapshot(app) == before
 
 
@@ -305,6 +307,41 @@ def test_typed_quota_is_refused(app, admin, jane, subtests, typed, fragment):
 
 WEBHOOK_QUOTAS = [("string", "5"), ("float", 1.5), ("float zero", 0.0), ("exponent", 1e3), ("true", True),
                   ("false", False), ("negative", -1), ("too big", 10_000_001), ("list", [5]), ("object", {"mb": 5})]
+
+
+def test_a_quota_past_the_domains_total_is_refused_on_every_face(app, admin, jane, subtests):
+    with app.app_context():
+        get_session().query(MailDomain).update({"total_quota_mb": 1000})
+        get_session().commit()
+    fragment = "Over the domain's limit: the mailboxes of example.com may use 1000 MB together"
+    faces = {
+        **quota_faces(jane),
+        # The account page's own version, so that only the limit can refuse it.
+        "account page": Face(
+            lambda admin, value: [admin.post(f"{ACCOUNTS}edit/?id={jane}", {
+                "quota_mb": value, "display_name": "", "status": "active", "version": opened_version(admin, jane),
+            })],
+            "quota_mb",
+        ),
+    }
+    for name, face in faces.items():
+        with subtests.test(face=name):
+            refused(app, admin, face, "2000", fragment)
+    webhook_face = webhook("quota_mb", action="create", email="new@example.com", password="plain pass")
+    responses = refused(app, admin, webhook_face, 2000, fragment)
+    assert responses[0].json["error"] == "Over the domain's limit: total_quota_mb."
+
+
+LIMITS_TYPED = [("letters", "abc", "Enter a whole number"), ("negative", "-5", "Enter a whole number"),
+                ("decimal", "1.5", "Enter a whole number"), ("huge", "9" * 40, "Enter a whole number")]
+
+
+@pytest.mark.parametrize(("typed", "fragment"), [r[1:] for r in LIMITS_TYPED], ids=[r[0] for r in LIMITS_TYPED])
+@pytest.mark.parametrize("field", ["max_accounts", "max_aliases", "total_quota_mb", "default_quota_mb"])
+def test_a_bad_domain_limit_is_refused_naming_the_field(app, admin, jane, field, typed, fragment):
+    blank = {"max_accounts": "", "max_aliases": "", "total_quota_mb": "", "default_quota_mb": ""}
+    face = form(f"/admin/domains/edit/?id={_domain_id(app)}", field, **blank)
+    refused(app, admin, face, typed, fragment)
 
 
 @pytest.mark.parametrize("quota", [q for _, q in WEBHOOK_QUOTAS], ids=[name for name, _ in WEBHOOK_QUOTAS])
@@ -494,6 +531,22 @@ def test_reset_password_confirmation_must_match(app, admin, jane):
 def test_bad_plaintext_in_the_webhook_is_422(app, admin, jane, action, plain, fragment):
     face = webhook("password", action=action, email="jane@example.com")
     never_echoed(refused(app, admin, face, plain, fragment), *[plain] * bool(plain.strip()))
+
+
+# The password policy (OPMAIL_PASSWORD_MIN_LENGTH, 10 here): every form, never the Panel's calls.
+SHORT_PASSWORDS = [("one character", "Q", 1), ("nine characters", "123456789", 9), ("nine with spaces", " a b c d ", 9)]
+
+
+@pytest.mark.parametrize(("plain", "length"), [r[1:] for r in SHORT_PASSWORDS], ids=[r[0] for r in SHORT_PASSWORDS])
+def test_a_password_under_the_policy_is_refused_in_the_forms_not_from_the_panel(app, admin, jane, plain, length):
+    fragment = f"The password must be at least 10 characters long (it has {length})."
+    add_account = form(ACCOUNTS + "new/", "password", email="new@example.com", quota_mb="0")
+    # One character is on every page anyway (in the CSRF token); longer ones must not be.
+    never_echoed(refused(app, admin, add_account, plain, fragment), *[plain] * (len(plain) > 4))
+    reset = form(f"{ACCOUNTS}password/?id={jane}", "new_password", confirm_password=plain)
+    never_echoed(refused(app, admin, reset, plain, fragment), *[plain] * (len(plain) > 4))
+    # The Panel enforces its own policy: its plaintext is stored as sent (docs/sync-webhook.md).
+    assert sync_call(admin.client.application.test_client(), {"action": "password", "email": "jane@example.com", "password": plain}).status_code == 200
 
 
 HASH_LIKE = "looks like a hash"

@@ -121,7 +121,8 @@ def test_add_an_account_and_land_on_its_page(logged_in_page: Page, app: Flask) -
     page.get_by_role("navigation").get_by_role("link", name="Accounts", exact=True).click()
     add_account_button(page).click()
     expect(page.get_by_role("heading", name="Add Account")).to_be_visible()
-    expect(page.get_by_label("Quota (MB)")).to_have_value("0")
+    # Empty: the domain's default quota (unlimited here, the domain has none).
+    expect(page.get_by_label("Quota (MB)")).to_have_value("")
 
     page.get_by_label("Email address").fill("jane@example.com")
     page.get_by_label("Password", exact=True).fill("mailbox-pass-1")
@@ -498,6 +499,8 @@ def test_add_account_with_the_keyboard_only(logged_in_page: Page, app: Flask) ->
     page.keyboard.press("Tab")
     expect(page.get_by_label("Password", exact=True)).to_be_focused()
     page.keyboard.type("mailbox-pass-1")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Generate a password")).to_be_focused()
     page.keyboard.press("Tab")
     expect(page.get_by_label("Quota (MB)")).to_be_focused()
     page.keyboard.press("ControlOrMeta+a")

@@ -76,7 +76,7 @@ def test_export_link_downloads_the_filtered_accounts(logged_in_page: Page, app: 
     add_domain(app, "example.com")
     page = logged_in_page
     page.goto("/admin/accounts/import/")
-    upload(page, tmp_path, HEADER + GOOD + FIXED + "carl@example.com,x pass 3,,=1+2,\n")
+    upload(page, tmp_path, HEADER + GOOD + FIXED + "carl@example.com,carl pass 3,,=1+2,\n")
     # Wait for the list to load completely: htmx (a deferred script) must be up before the search.
     with page.expect_navigation(url=re.compile(r"/admin/accounts/$")):
         page.get_by_role("button", name="Import 3 accounts").click()

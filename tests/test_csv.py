@@ -225,7 +225,7 @@ def test_import_accepts_excel_csv_with_bom_crlf_and_only_the_required_columns(ap
 
 
 def test_import_preview_pages_its_rows_but_counts_them_all(app, admin, domains):
-    text = HEADER + "".join(f"u{i:03d}@example.com,pw-{i},,,\n" for i in range(60))
+    text = HEADER + "".join(f"u{i:03d}@example.com,password-{i:02d},,,\n" for i in range(60))
     first = upload(admin, text)
     assert "60 accounts ready to import" in first.text and "page 1 of 2" in first.text
     assert first.text.count('<tr data-row="') == 50
@@ -271,28 +271,28 @@ def test_cli_dry_run_checks_and_writes_nothing(app, runner, domains, tmp_path):
 BAD_HASH = "$2y$12$short"
 PROBLEM_CASES = [
     # (rows after the header, row, column, part of the message)
-    ("jane@,pw 1,,,", "2", "email", "Enter a domain name."),
-    ("not-an-address,pw 1,,,", "2", "email", "exactly one @"),
-    ("jane+tag@example.com,pw 1,,,", "2", "email", "may only contain"),
-    ("jane@nowhere.net,pw 1,,,", "2", "email", "nowhere.net does not exist yet"),
-    ("taken@example.com,pw 1,,,", "2", "email", "taken@example.com already exists."),
-    ("gone@example.com,pw 1,,,", "2", "email", "deleted by the Panel"),
-    ("a@example.com,pw 1,,,\nA@EXAMPLE.COM,pw 2,,,", "3", "email", "a@example.com is also on row 2."),
-    ("a@example.com,pw 1,lots,,", "2", "quota_mb", "whole number of MB"),
-    ("a@example.com,pw 1,-5,,", "2", "quota_mb", "between 0 and 10,000,000"),
-    ("a@example.com,pw 1,10000001,,", "2", "quota_mb", "between 0 and 10,000,000"),
-    ("a@example.com,pw 1,1.5,,", "2", "quota_mb", "whole number of MB"),
-    ("a@example.com,pw 1,,,disabled", "2", "status", "active or suspended"),
+    ("jane@,password 1,,,", "2", "email", "Enter a domain name."),
+    ("not-an-address,password 1,,,", "2", "email", "exactly one @"),
+    ("jane+tag@example.com,password 1,,,", "2", "email", "may only contain"),
+    ("jane@nowhere.net,password 1,,,", "2", "email", "nowhere.net does not exist yet"),
+    ("taken@example.com,password 1,,,", "2", "email", "taken@example.com already exists."),
+    ("gone@example.com,password 1,,,", "2", "email", "deleted by the Panel"),
+    ("a@example.com,password 1,,,\nA@EXAMPLE.COM,password 2,,,", "3", "email", "a@example.com is also on row 2."),
+    ("a@example.com,password 1,lots,,", "2", "quota_mb", "whole number of MB"),
+    ("a@example.com,password 1,-5,,", "2", "quota_mb", "between 0 and 10,000,000"),
+    ("a@example.com,password 1,10000001,,", "2", "quota_mb", "between 0 and 10,000,000"),
+    ("a@example.com,password 1,1.5,,", "2", "quota_mb", "whole number of MB"),
+    ("a@example.com,password 1,,,disabled", "2", "status", "active or suspended"),
     ("a@example.com,,,,", "2", "password", "Enter the password"),
     ("a@example.com,   ,,,", "2", "password", "Enter a password."),
     (f"a@example.com,{BAD_HASH},,,", "2", "password", "looks like a hash"),
     ("a@example.com,{PLAIN}secret,,,", "2", "password", "looks like a hash"),
     ("a@example.com," + "x" * 73 + ",,,", "2", "password", "longer than 72 bytes"),
-    ("a@example.com,pw 1,,\"" + "n" * 256 + "\",", "2", "display_name", "longer than 255"),
-    ("a@example.com,pw 1,,\"two\nlines\",", "2", "display_name", "one line"),
-    ("a@example.com,pw 1,,,,extra", "2", "", "Too many columns: 6 cells for 5 columns"),
-    ("a@example.com,pw 1", "2", "", "Too few columns: 2 cells for 5 columns"),
-    ("a@example.com,\"pw 1\"x,,,", "2", "", "cannot be read from here on"),
+    ("a@example.com,password 1,,\"" + "n" * 256 + "\",", "2", "display_name", "longer than 255"),
+    ("a@example.com,password 1,,\"two\nlines\",", "2", "display_name", "one line"),
+    ("a@example.com,password 1,,,,extra", "2", "", "Too many columns: 6 cells for 5 columns"),
+    ("a@example.com,password 1", "2", "", "Too few columns: 2 cells for 5 columns"),
+    ("a@example.com,\"password 1\"x,,,", "2", "", "cannot be read from here on"),
 ]
 
 
@@ -315,7 +315,7 @@ def test_each_problem_is_listed_with_its_row_and_nothing_is_written(app, admin, 
 
 
 def test_every_bad_row_is_listed_at_once_beside_the_good_ones(app, admin, domains):
-    text = HEADER + "good@example.com,pw 1,,,\nbad@,pw 2,,,\n\nworse@example.com,,x,,maybe\ngood2@other.org,pw 3,5,,\n"
+    text = HEADER + "good@example.com,password 1,,,\nbad@,password 2,,,\n\nworse@example.com,,x,,maybe\ngood2@other.org,password 3,5,,\n"
     preview = upload(admin, text)
     assert "2 of 4 rows have problems (2 good)." in preview.text
     assert [(r, c) for r, c, _ in problems_on(preview)] == [
@@ -369,7 +369,7 @@ def test_upload_without_a_file_asks_for_one(app, admin):
 
 
 def test_display_names_are_shown_escaped_in_the_preview(app, admin, domains):
-    preview = upload(admin, HEADER + 'x@example.com,pw 1,,"<img src=x onerror=alert(1)>",\n')
+    preview = upload(admin, HEADER + 'x@example.com,password 1,,"<img src=x onerror=alert(1)>",\n')
     assert "<img src=x" not in preview.text and "&lt;img src=x onerror=alert(1)&gt;" in preview.text
 
 
@@ -377,7 +377,7 @@ def test_display_names_are_shown_escaped_in_the_preview(app, admin, domains):
 
 
 def test_confirm_checks_the_file_again_and_writes_nothing_when_the_database_changed(app, admin, domains):
-    preview = upload(admin, HEADER + "a@example.com,pw 1,,,\nb@example.com,pw 2,,,\n")
+    preview = upload(admin, HEADER + "a@example.com,password 1,,,\nb@example.com,password 2,,,\n")
     token = token_of(preview)
     add_account(app, "b@example.com")  # someone else adds one of them meanwhile
     before = snapshot(app)
@@ -391,7 +391,7 @@ def test_confirm_checks_the_file_again_and_writes_nothing_when_the_database_chan
 
 
 def test_a_preview_that_fails_its_check_again_removes_the_upload(app, admin, domains):
-    token = token_of(upload(admin, HEADER + "a@example.com,pw 1,,,\n"))
+    token = token_of(upload(admin, HEADER + "a@example.com,password 1,,,\n"))
     assert len(kept_uploads(app)) == 1
     add_account(app, "a@example.com")
     preview = admin.get(f"{IMPORT}?token={token}")
@@ -427,7 +427,7 @@ def test_preview_of_an_unknown_token_sends_back_to_the_upload(admin):
 
 
 def test_an_upload_older_than_an_hour_is_removed_and_cannot_be_imported(app, admin, domains, monkeypatch):
-    token = token_of(upload(admin, HEADER + "a@example.com,pw 1,,,\n"))
+    token = token_of(upload(admin, HEADER + "a@example.com,password 1,,,\n"))
     monkeypatch.setattr(uploads, "KEEP_SECONDS", -1)  # every kept file is now past its time
     assert admin.get(f"{IMPORT}?token={token}").status_code == 302
     assert not list((Path(app.instance_path) / "opmail-uploads").iterdir())
@@ -436,14 +436,14 @@ def test_an_upload_older_than_an_hour_is_removed_and_cannot_be_imported(app, adm
 
 
 def test_the_kept_upload_is_readable_by_opmail_only(app, admin, domains):
-    token = token_of(upload(admin, HEADER + "a@example.com,pw 1,,,\n"))
+    token = token_of(upload(admin, HEADER + "a@example.com,password 1,,,\n"))
     path = Path(app.instance_path) / "opmail-uploads" / f"{token}.csv"
     assert path.read_bytes().startswith(b"email,password") and path.stat().st_mode & 0o077 == 0
 
 
 @pytest.mark.parametrize("url", [IMPORT, CONFIRM])
 def test_import_posts_without_csrf_are_refused(app, admin, domains, url):
-    token = token_of(upload(admin, HEADER + "a@example.com,pw 1,,,\n"))
+    token = token_of(upload(admin, HEADER + "a@example.com,password 1,,,\n"))
     before = snapshot(app)
     response = admin.client.post(
         url, data={"token": token, "file": (io.BytesIO(b"email,password\nb@example.com,x\n"), "x.csv")},
@@ -458,7 +458,7 @@ def test_import_posts_without_csrf_are_refused(app, admin, domains, url):
 
 def test_cli_prints_every_problem_with_its_row_and_exits_1(app, runner, domains, tmp_path):
     path = tmp_path / "in.csv"
-    path.write_text(HEADER + "ok@example.com,pw 1,,,\nbad@,pw 2,,,\nx@example.com,,,,\n")
+    path.write_text(HEADER + "ok@example.com,password 1,,,\nbad@,password 2,,,\nx@example.com,,,,\n")
     before = snapshot(app)
     result = runner.invoke(args=["opmail", "import-accounts", str(path)])
     assert result.exit_code == 1

@@ -46,6 +46,10 @@ def test_opmail_user_creates_upgrades_and_uses_the_schema(empty_database, tmp_pa
             connection.exec_driver_sql(
                 "ALTER TABLE admins MODIFY username VARCHAR(64) COLLATE utf8mb4_unicode_ci NOT NULL"
             )
+            connection.exec_driver_sql(
+                "ALTER TABLE mail_domains DROP COLUMN max_accounts, DROP COLUMN max_aliases,"
+                " DROP COLUMN total_quota_mb, DROP COLUMN default_quota_mb"
+            )
             connection.exec_driver_sql("UPDATE opmail_alembic_version SET version_num = '56473bf69181'")
         root.dispose()
         with app.app_context():
@@ -59,6 +63,10 @@ def test_opmail_user_creates_upgrades_and_uses_the_schema(empty_database, tmp_pa
                 "Added column admins.totp_pending_secret",
                 "Changed admins.username to compare exactly (utf8mb4_bin)",
                 "Checked the names of 0 admin(s) against their canonical form (NFKC, lower-case)",
+                "Added column mail_domains.max_accounts",
+                "Added column mail_domains.max_aliases",
+                "Added column mail_domains.total_quota_mb",
+                "Added column mail_domains.default_quota_mb",
             ]
         add_domain(app, "example.com")
         account_id = add_account(app, "jane@example.com")

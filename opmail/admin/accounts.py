@@ -237,7 +237,7 @@ class AccountsView(DomainFilter, ProtectedView, ModelView):
         if form.validate_on_submit():
             try:
                 account, restored = accounts.create_account(
-                    form.email.data, form.password.data, parse_quota(form.quota_mb.data)
+                    form.email.data, form.password.data, _quota_or_default(form.quota_mb.data)
                 )
             except MissingDomain as error:
                 missing_domain = error.domain
@@ -367,3 +367,8 @@ class AccountsView(DomainFilter, ProtectedView, ModelView):
             "opmail/admin/accounts", lambda: accounts.delete_accounts([account.id]), account=account
         )
 
+
+
+def _quota_or_default(typed: str | None) -> int | None:
+    """Add Account's quota: empty gives the domain's default (None), else the number typed."""
+    return None if not (typed or "").strip() else parse_quota(typed)

@@ -9,11 +9,11 @@ from flask_admin.contrib.sqla import ModelView
 from ..addresses import InvalidInput
 from ..htmx import is_htmx, toast
 from ..models import MailDomain
-from ..queries import domain_contents, domain_page
-from ..rules import domains
+from ..queries import domain_contents, domain_page, domain_use
+from ..rules import domains, limits
 from ..rules.core import get_id
 from .base import ProtectedView, row_or_404
-from .forms import AdminForm, DomainForm
+from .forms import AdminForm, DomainForm, DomainLimitsForm
 
 
 class DomainsView(ProtectedView, ModelView):
@@ -52,6 +52,29 @@ class DomainsView(ProtectedView, ModelView):
 
     def _domain_or_404(self) -> MailDomain:
         return row_or_404(MailDomain, request.args.get("id"))
+
+    @expose("/edit/", methods=("GET", "POST"))
+    def edit_view(self):
+        """The domain's page: its limits and default quota, with what it uses of each."""
+        domain = self._domain_or_404()
+        if request.method == "GET":
+            form = DomainLimitsForm(
+                data={name: "" if getattr(domain, name) is None else str(getattr(domain, name)) for name in limits.LIMIT_COLUMNS}
+            )
+        else:
+            form = DomainLimitsForm()
+        if form.validate_on_submit():
+            try:
+                values = {name: limits.parse_limit(getattr(form, name).data, name) for name in limits.LIMIT_COLUMNS}
+                limits.set_domain_limits(domain.id, **values)
+            except InvalidInput as error:
+                form.add_error(error)
+            else:
+                flash(f"Limits of {domain} saved.", "success")
+                return redirect(self.get_url(".edit_view", id=domain.id))
+        status = 422 if form.errors else 200
+        page = self.render("opmail/admin/domains/edit.html", domain=domain, form=form, use=domain_use(domain.id))
+        return page, status
 
     @expose("/toggle/", methods=("POST",))
     def toggle_view(self):

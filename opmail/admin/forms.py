@@ -33,7 +33,7 @@ class AdminForm(FlaskForm):
 class AccountCreateForm(AdminForm):
     email = StringField("Email address", validators=[InputRequired()], render_kw={"autocomplete": "off"})
     password = PasswordField("Password", validators=[InputRequired()], render_kw={"autocomplete": "new-password"})
-    quota_mb = StringField("Quota (MB)", default="0", render_kw={"inputmode": "numeric"})
+    quota_mb = StringField("Quota (MB)", default="", render_kw={"inputmode": "numeric"})
 
 
 class AccountImportForm(AdminForm):
@@ -118,6 +118,19 @@ class RecoveryCodesForm(AdminForm):
 
 class DomainForm(AdminForm):
     domain = StringField("Domain", validators=[InputRequired()], render_kw={"placeholder": "example.com"})
+
+
+def _limit_field(label: str) -> StringField:
+    return StringField(label, render_kw={"inputmode": "numeric", "autocomplete": "off"})
+
+
+class DomainLimitsForm(AdminForm):
+    """The domain's page: its limits and default quota (empty = no limit / the server default)."""
+
+    max_accounts = _limit_field("Maximum mailboxes")
+    max_aliases = _limit_field("Maximum aliases")
+    total_quota_mb = _limit_field("Total quota of the domain (MB)")
+    default_quota_mb = _limit_field("Default quota for new mailboxes (MB)")
 
 
 class AliasDestinationsForm(AdminForm):

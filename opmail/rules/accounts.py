@@ -44,6 +44,7 @@ from .core import (
     transaction,
 )
 from .forwards import drop_orphaned_copies
+from .limits import check_new_accounts, check_quota_change, check_restored_accounts, limits_to_check
 
 
 @dataclass
@@ -60,12 +61,14 @@ class DeletionReport(BulkResult):
 
 @retried
 def create_account(
-    email: str, password: str, quota_mb: int = 0, display_name: str | None = None
+    email: str, password: str, quota_mb: int | None = 0, display_name: str | None = None
 ) -> tuple[MailAccount, bool]:
-    """Add an account on an existing domain. Returns (account, restored): re-adding an address the
-    Panel soft-deleted restores that row with the new password and quota."""
+    """Add an account on an existing domain, within its limits; ``quota_mb`` None gives it the
+    domain's default quota. Returns (account, restored): re-adding an address the Panel
+    soft-deleted restores that row with the new password and quota."""
     address = for_field(normalize_address, email.strip(), "email")
-    quota_mb = check_quota(quota_mb)
+    if quota_mb is not None:
+        quota_mb = check_quota(quota_mb)
     display_name = check_display_name(display_name)
     password_hash = hash_new_password(password)
     domain_name = address.partition("@")[2]
@@ -73,10 +76,15 @@ def create_account(
         domain = db.scalar(select(MailDomain).where(MailDomain.domain == domain_name))
         if domain is None:
             raise MissingDomain(domain_name)
+        limits = limits_to_check(db, domain.id)
+        if limits is None:
+            raise MissingDomain(domain_name)
+        quota_mb = limits.quota_for_new(quota_mb)
         account = db.scalar(select(MailAccount).where(MailAccount.email == address))
         if account is not None and account.deleted_at is None:
             raise InvalidInput(f"The account {address} already exists.", "email")
         restored = account is not None
+        check_new_accounts(db, limits, [quota_mb])
         if account is None:
             try:
                 claim_address(db, address, domain.id, ACCOUNT)
@@ -173,8 +181,8 @@ def update_account(
     is_active: bool,
     expected_version: str,
 ) -> None:
-    """Save the account page's details (the address itself never changes), unless someone else
-    changed the account since the page showed ``expected_version``."""
+    """Save the account page's details (the address itself never changes), within the domain's
+    total quota, unless someone else changed the account since the page showed ``expected_version``."""
     display_name = check_display_name(display_name)
     quota_mb = check_quota(quota_mb)
     with transaction() as db:
@@ -182,6 +190,11 @@ def update_account(
             db, account_id, expected_version,
             display_name=display_name, quota_mb=quota_mb, is_active=is_active,
         )
+        if before["quota"] != quota_mb:
+            # Checked after the write, which locked the account (accounts before domains, as the
+            # bulk edit does); a refusal rolls the write back.
+            domain_id = db.scalar(select(MailAccount.domain_id).where(MailAccount.id == account_id))
+            check_quota_change(db, {domain_id: [account_id]}, quota_mb, {domain_id: before["quota"]})
         changes = audit.diff(
             {"quota_mb": before["quota"], "status": ACCOUNT_STATUS[before["status"]]},
             {"quota_mb": quota_mb, "status": ACCOUNT_STATUS[is_active]},
@@ -212,6 +225,7 @@ def _apply_to_accounts(
     value: object,
     field: str,
     label: Callable[[Any], object] = lambda value: value,
+    check: Callable[[Session, dict[int, int]], None] | None = None,
 ) -> BulkResult:
     """One UPDATE of ``column`` for the whole selection, logged as ``action`` with each account's
     old → new ``column`` (as ``field``, shown as ``label`` says); ids that are gone are reported."""
@@ -219,15 +233,17 @@ def _apply_to_accounts(
     with transaction() as db:
         # The old values come with the addresses, no extra statement; locked, so the log's "old" is
         # what the UPDATE replaced even when another admin changes the same accounts meanwhile.
-        old = {
-            account_id: (email, was)
-            for account_id, email, was in db.execute(
-                select(MailAccount.id, MailAccount.email, getattr(MailAccount, column))
-                .where(MailAccount.id.in_(ids))
-                .with_for_update()
-            )
-        }
+        old, domains = {}, {}
+        for account_id, email, was, domain_id in db.execute(
+            select(MailAccount.id, MailAccount.email, getattr(MailAccount, column), MailAccount.domain_id)
+            .where(MailAccount.id.in_(ids))
+            .with_for_update()
+        ):
+            old[account_id] = (email, was)
+            domains[account_id] = domain_id
         found = {account_id: email for account_id, (email, _) in old.items()}
+        if check is not None:
+            check(db, domains)
         if found:
             db.execute(
                 update(MailAccount)
@@ -254,12 +270,35 @@ def set_accounts_active(raw_ids: Iterable[object], active: bool) -> BulkResult:
 
 
 def set_accounts_quota(raw_ids: Iterable[object], quota_mb: object) -> BulkResult:
-    """Give every selected account the same quota (0 = unlimited)."""
-    return _apply_to_accounts(raw_ids, "account.quota", "quota_mb", check_quota(quota_mb), "quota_mb")
+    """Give every selected account the same quota (0 = unlimited), within each domain's total quota."""
+    quota_mb = check_quota(quota_mb)
+
+    def within_limits(db: Session, domains: dict[int, int]) -> None:
+        # The accounts are locked already; their domains next (in id order: the same order for
+        # every writer, so two bulk edits wait for each other instead of deadlocking).
+        by_domain: dict[int, list[int]] = {}
+        for account_id, domain_id in domains.items():
+            by_domain.setdefault(domain_id, []).append(account_id)
+        check_quota_change(db, by_domain, quota_mb)
+
+    return _apply_to_accounts(
+        raw_ids, "account.quota", "quota_mb", quota_mb, "quota_mb", check=within_limits
+    )
 
 
 def restore_accounts(raw_ids: Iterable[object]) -> BulkResult:
-    """Bring back accounts the Panel soft-deleted."""
+    """Bring back accounts the Panel soft-deleted, within their domains' limits."""
+
+    def within_limits(db: Session, domains: dict[int, int]) -> None:
+        restored: dict[int, list[int]] = {}
+        for account_id, quota_mb in db.execute(
+            select(MailAccount.id, MailAccount.quota_mb).where(
+                MailAccount.id.in_(list(domains)), MailAccount.deleted_at.is_not(None)
+            )
+        ):
+            restored.setdefault(domains[account_id], []).append(quota_mb)
+        check_restored_accounts(db, restored)
+
     return _apply_to_accounts(
         raw_ids,
         "account.restore",
@@ -267,6 +306,7 @@ def restore_accounts(raw_ids: Iterable[object]) -> BulkResult:
         None,
         "deleted_at",
         lambda moment: moment.isoformat(" ", "seconds") if moment else None,
+        check=within_limits,
     )
 
 

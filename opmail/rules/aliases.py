@@ -28,6 +28,7 @@ from .core import (
     release_addresses,
     transaction,
 )
+from .limits import check_new_alias, limits_to_check
 
 
 def normalize_alias(raw: str) -> str:
@@ -68,8 +69,10 @@ def create_alias(alias: str, destinations: str | None) -> str:
     with transaction() as db:
         domain_name = address.partition("@")[2]
         domain_id = db.scalar(select(MailDomain.id).where(MailDomain.domain == domain_name))
-        if domain_id is None:
+        limits = None if domain_id is None else limits_to_check(db, domain_id)
+        if limits is None:
             raise InvalidInput(MissingDomain(domain_name).message, "alias_email")
+        check_new_alias(db, limits)
         try:
             claim_address(db, address, domain_id, ALIAS, "alias_email")
         except AddressTaken as error:

@@ -15,7 +15,13 @@ from sqlalchemy.orm import Session
 from ..addresses import InvalidInput, display_address, display_domain
 from ..db import get_session
 from ..models import MAX_ID, MailAccount, MailAddress, MailDomain
-from ..passwords import hash_password, looks_like_hash, to_dovecot_hash, validate_password
+from ..passwords import (
+    check_password_length,
+    hash_password,
+    looks_like_hash,
+    to_dovecot_hash,
+    validate_password,
+)
 
 MAX_QUOTA_MB = 10_000_000
 MAX_DISPLAY_NAME = 255
@@ -177,8 +183,28 @@ def check_display_name(name: str | None) -> str | None:
     return name or None
 
 
-def hash_new_password(plain: str, field_name: str = "password") -> str:
+def check_password_policy(plain: str, field_name: str = "password") -> None:
+    """The password policy (``OPMAIL_PASSWORD_MIN_LENGTH``) for a password typed here: a mailbox's
+    (Add Account, Reset Password, CSV import) or an admin's. The one place it is applied.
+
+    Not for the Panel's calls: the Panel has its own policy, and a hash it sends cannot be measured
+    anyway; refusing its plaintext here would leave the two systems disagreeing about the account.
+    """
+    for_field(
+        lambda p: check_password_length(p, int(current_app.config["OPMAIL_PASSWORD_MIN_LENGTH"])),
+        plain,
+        field_name,
+    )
+
+
+def hash_new_password(plain: str, field_name: str = "password", *, policy: bool = True) -> str:
+    """Hash a plaintext password in the configured scheme, after the policy unless ``policy=False``
+    (the Panel's plaintext)."""
     config = current_app.config
+    # What cannot be stored at all is said first (an empty or control-character password).
+    for_field(lambda p: validate_password(p, config["DOVECOT_PASSWORD_SCHEME"]), plain, field_name)
+    if policy:
+        check_password_policy(plain, field_name)
     return for_field(
         lambda p: hash_password(
             p, config["DOVECOT_PASSWORD_SCHEME"], bcrypt_rounds=config["OPMAIL_BCRYPT_ROUNDS"]
@@ -188,8 +214,9 @@ def hash_new_password(plain: str, field_name: str = "password") -> str:
     )
 
 
-def check_password_or_hash(password: Any) -> str:
-    """A complete hash, or a plaintext password that can be hashed (hashing itself comes later)."""
+def check_password_or_hash(password: Any, *, policy: bool = True) -> str:
+    """A complete hash, or a plaintext password that can be hashed (hashing itself comes later)
+    and, unless ``policy=False`` (the Panel's), meets the password policy."""
     if not isinstance(password, str) or not password:
         raise InvalidInput("Enter the password: a BLF-CRYPT or SHA512-CRYPT hash, or the plaintext.")
     if to_dovecot_hash(password) is None:
@@ -199,6 +226,8 @@ def check_password_or_hash(password: Any) -> str:
                 "SHA512-CRYPT (1,000-999,999 rounds) hash."
             )
         validate_password(password, current_app.config["DOVECOT_PASSWORD_SCHEME"])
+        if policy:
+            check_password_policy(password)
     return password
 
 

@@ -28,6 +28,7 @@ from .core import (
     split_ids,
     transaction,
 )
+from .limits import check_new_alias, limits_to_check
 
 
 def _check_group(name: str | None, description: str | None) -> tuple[str, str | None]:
@@ -70,14 +71,17 @@ def save_group(
         if group_id is not None and group.name != name:
             changes["name"] = [group.name, name]
         if address != group.email:
+            # The old address first: moving a group's address within its domain takes no new place.
+            if group.email is not None:
+                release_addresses(db, [group.email], GROUP)
             if address is not None:
                 domain = address.partition("@")[2]
                 domain_id = db.scalar(select(MailDomain.id).where(MailDomain.domain == domain))
-                if domain_id is None:
+                limits = None if domain_id is None else limits_to_check(db, domain_id)
+                if limits is None:
                     raise MissingDomain(domain)
+                check_new_alias(db, limits, "email")
                 claim_address(db, address, domain_id, GROUP)
-            if group.email is not None:
-                release_addresses(db, [group.email], GROUP)
             if group_id is not None:
                 changes["address"] = [group.email, address]
         group.name, group.description, group.email = name, description, address

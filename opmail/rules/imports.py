@@ -31,6 +31,7 @@ from .core import (
     parse_quota,
     transaction,
 )
+from .limits import DomainLimits, OverLimit, check_new_accounts, lock_domains, read_limits_of
 
 IMPORT_CHUNK = 500  # per IN list and per INSERT: well under SQLite's and MariaDB's parameter limits
 IMPORT_STATUSES = {"": True, "active": True, "suspended": False}
@@ -45,7 +46,7 @@ class ImportRow:
     cells: dict[str, str]
     email: str | None = None
     stored_hash: str | None = None  # the cell was already a hash: stored as given
-    quota_mb: int = 0
+    quota_mb: int | None = None  # None: the domain's default quota
     display_name: str | None = None
     is_active: bool = True
     problems: list[CsvProblem] = field(default_factory=list)
@@ -103,7 +104,7 @@ def _check_import_row(number: int, cells: dict[str, str]) -> ImportRow:
     row.email = checked("email", lambda cell: normalize_address(cell.strip()))
     if checked("password", check_password_or_hash):
         row.stored_hash = to_dovecot_hash(cells["password"])
-    row.quota_mb = checked("quota_mb", parse_quota, 0)
+    row.quota_mb = checked("quota_mb", lambda cell: parse_quota(cell) if cell.strip() else None, 0)
     row.display_name = checked("display_name", check_display_name)
     row.is_active = checked("status", _import_status, True)
     return row
@@ -121,11 +122,14 @@ def _check_import_addresses(rows: list[ImportRow]) -> None:
             first_row[row.email] = row.row
     db = get_session()
     domains = sorted({email.partition("@")[2] for email in first_row})
-    known_domains = {
-        name
+    domain_ids = {
+        name: domain_id
         for chunk in _chunks(domains)
-        for name in db.scalars(select(MailDomain.domain).where(MailDomain.domain.in_(chunk)))
+        for name, domain_id in db.execute(
+            select(MailDomain.domain, MailDomain.id).where(MailDomain.domain.in_(chunk))
+        )
     }
+    known_domains = set(domain_ids)
     taken = {
         email: deleted_at
         for chunk in _chunks(list(first_row))
@@ -153,6 +157,33 @@ def _check_import_addresses(rows: list[ImportRow]) -> None:
                 f"The account {row.email} already exists"
                 + (" (deleted by the Panel: restore it from the accounts list)." if taken[row.email] else "."),
             )
+    _check_import_limits(db, rows, domain_ids)
+
+
+def _check_import_limits(db, rows: list[ImportRow], domain_ids: dict[str, int]) -> None:
+    """Each domain's limits against the file's good rows for it, the problem on its first row.
+    Read, not locked: the import checks again, locked, when it writes."""
+    by_domain: dict[str, list[ImportRow]] = {}
+    for row in rows:
+        if row.email is not None and not row.problems and row.email.partition("@")[2] in domain_ids:
+            by_domain.setdefault(row.email.partition("@")[2], []).append(row)
+    limits_of = {
+        limits.domain_id: limits
+        for chunk in _chunks([domain_ids[name] for name in by_domain])
+        for limits in read_limits_of(db, chunk)
+    }
+    for name, domain_rows in by_domain.items():
+        limits = limits_of.get(domain_ids[name])
+        if limits is None or not limits.limited:
+            continue
+        try:
+            check_new_accounts(db, limits, [limits.quota_for_new(row.quota_mb) for row in domain_rows])
+        except OverLimit as error:
+            domain_rows[0].add_problem(error.field or "email", error.message)
+
+
+def quotas_of(rows: list[ImportRow], limits: DomainLimits) -> list[int]:
+    return [limits.quota_for_new(row.quota_mb) for row in rows]
 
 
 def check_import(data: bytes, max_rows: int = MAX_ROWS) -> ImportCheck:
@@ -192,12 +223,29 @@ def import_accounts(check: ImportCheck, progress: Callable[[int], None] = lambda
         if len(domain_ids) < len(domains):
             missing = sorted(set(domains) - set(domain_ids))
             raise InvalidInput(f"The domain {display_domain(missing[0])} was deleted meanwhile: nothing was written.")
+        # The domains locked (two statements), each checked against its limits with every row it gets.
+        quotas: dict[str, int] = {}
+        locked = lock_domains(db, domain_ids.values())
+        rows_of: dict[str, list[ImportRow]] = {}
+        for row in check.rows:
+            rows_of.setdefault(row.email.partition("@")[2], []).append(row)
+        for name in sorted(domain_ids, key=domain_ids.get):
+            limits = locked.get(domain_ids[name])
+            if limits is None:
+                raise InvalidInput(f"The domain {display_domain(name)} was deleted meanwhile: nothing was written.")
+            domain_rows = rows_of[name]
+            for row, quota in zip(domain_rows, quotas_of(domain_rows, limits), strict=True):
+                quotas[row.email] = quota
+            try:
+                check_new_accounts(db, limits, [quotas[row.email] for row in domain_rows])
+            except OverLimit as error:
+                raise InvalidInput(f"{error.message} Nothing was written.") from None
         values = [
             {
                 "email": row.email,
                 "domain_id": domain_ids[row.email.partition("@")[2]],
                 "password": password_hash,
-                "quota_mb": row.quota_mb,
+                "quota_mb": quotas[row.email],
                 "display_name": row.display_name,
                 "is_active": row.is_active,
             }

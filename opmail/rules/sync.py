@@ -19,6 +19,7 @@ from ..db import get_engine, retried
 from ..models import MailAccount, MailAddress, MailDomain, SyncEvent, utcnow
 from ..passwords import to_dovecot_hash
 from .core import ACCOUNT, AddressTaken, check_password_or_hash, check_quota, hash_new_password
+from .limits import OverLimit, check_new_accounts, lock_domain
 
 SYNC_ACTIONS = ("create", "delete", "password")
 # "still suspended": a create that updated (or revived) an account an admin suspended; it stays so.
@@ -35,7 +36,7 @@ class SyncCall:
     action: str
     email: str
     password_hash: str | None = None
-    quota_mb: int = 0
+    quota_mb: int | None = None  # None: the domain's default quota (0 = unlimited without one)
 
 
 class DomainDeleted(Exception):
@@ -45,9 +46,20 @@ class DomainDeleted(Exception):
 class InvalidSyncCall(InvalidInput):
     """A webhook body the contract refuses; ``errors`` maps each field to its messages."""
 
+    limit: str | None = None  # the domain limit a create would exceed (rules.limits)
+
     def __init__(self, errors: dict[str, list[str]]) -> None:
         super().__init__(f"Invalid {', '.join(errors)}.", next(iter(errors)))
         self.errors = errors
+
+
+class SyncOverLimit(InvalidSyncCall):
+    """A create past one of the domain's limits: the answer names the limit."""
+
+    def __init__(self, error: OverLimit) -> None:
+        super().__init__({error.field or "email": [error.message]})
+        self.message = f"Over the domain's limit: {error.limit}."
+        self.limit = error.limit
 
 
 def _check_sync_action(action: Any) -> str:
@@ -79,14 +91,16 @@ def check_sync_call(body: object) -> SyncCall:
     email = checked("email", normalize_address, body.get("email"))
     if email is not None and body.get("domain") is not None:
         checked("domain", lambda domain: _check_sync_domain(domain, email), body["domain"])
-    quota_mb = checked("quota_mb", lambda q: 0 if q is None else check_quota(q), body.get("quota_mb"))
+    quota_mb = checked("quota_mb", lambda q: None if q is None else check_quota(q), body.get("quota_mb"))
     password = None
     if action in ("create", "password"):
-        password = checked("password", check_password_or_hash, body.get("password"))
+        password = checked(
+            "password", lambda p: check_password_or_hash(p, policy=False), body.get("password")
+        )
     if errors:
         raise InvalidSyncCall(errors)
     # Hashing is slow by design (bcrypt cost 12 ≈ 255 ms): only for a call that is otherwise valid.
-    password_hash = None if password is None else to_dovecot_hash(password) or hash_new_password(password)
+    password_hash = None if password is None else to_dovecot_hash(password) or hash_new_password(password, policy=False)
     return SyncCall(action, email, password_hash, quota_mb)
 
 
@@ -101,9 +115,14 @@ _IDS = select(
     select(_ACCOUNTS.c.id).where(_ACCOUNTS.c.email == bindparam("email")).scalar_subquery().label("account"),
     select(_DOMAINS.c.id).where(_DOMAINS.c.domain == bindparam("domain")).scalar_subquery().label("domain"),
     select(_ADDRESSES.c.kind).where(_ADDRESSES.c.address == bindparam("email")).scalar_subquery().label("holder"),
+    # The domain's limits and default quota (rules.limits), read with the rest: no extra round trip.
+    *(
+        select(_DOMAINS.c[name]).where(_DOMAINS.c.domain == bindparam("domain")).scalar_subquery().label(name)
+        for name in ("max_accounts", "total_quota_mb", "default_quota_mb")
+    ),
 )
 _LOCKED_BY_ID = (
-    select(_ACCOUNTS.c.id, _ACCOUNTS.c.deleted_at, _ACCOUNTS.c.is_active).where(_ACCOUNTS.c.id == bindparam("account_id")).with_for_update()
+    select(_ACCOUNTS.c.id, _ACCOUNTS.c.deleted_at, _ACCOUNTS.c.is_active, _ACCOUNTS.c.quota_mb).where(_ACCOUNTS.c.id == bindparam("account_id")).with_for_update()
 )
 # A domain the create adds an account to, held in share mode until the commit: creates in one
 # domain go on side by side, while an admin's delete of the domain (rules.domains) waits for them,
@@ -151,36 +170,68 @@ def _synced(
                 raise
 
 
+def _within_limits(
+    connection: Connection, domain_id: int, quota_mb: int | None, replacing: tuple[int, int] | None = None
+) -> int:
+    """Lock a limited domain, check one more mailbox (or a new quota for ``replacing``, its id and
+    old quota) against its limits, and return the quota to store (the domain's default when the
+    call gave none)."""
+    limits = lock_domain(connection, domain_id)
+    if limits is None:
+        raise DomainDeleted(domain_id)
+    quota = limits.quota_for_new(quota_mb)
+    try:
+        if replacing is None:
+            check_new_accounts(connection, limits, [quota])
+        else:
+            check_new_accounts(connection, limits, [quota], [replacing[0]], replaced_mb=replacing[1])
+    except OverLimit as error:
+        raise SyncOverLimit(error) from None
+    return quota
+
+
 @retried
-def sync_create(email: str, password_hash: str, quota_mb: int, remote_addr: str | None) -> str:
+def sync_create(email: str, password_hash: str, quota_mb: int | None, remote_addr: str | None) -> str:
     """Upsert the Panel's account (and its domain): created, updated, or revived if soft-deleted.
+    Within the domain's limits; without a quota, the account gets the domain's default.
 
     An admin's suspension wins: the Panel's create sets password and quota but never lifts it.
     """
     domain = email.partition("@")[2]
 
     def change(connection: Connection, now: datetime) -> str:
+        ids = connection.execute(_IDS, {"email": email, "domain": domain}).one()
+        if ids.holder not in (None, ACCOUNT):
+            raise InvalidSyncCall({"email": [AddressTaken(email, ids.holder).message]})
+        # Only a domain with a count or total limit is locked exclusively: creates in the others go
+        # on side by side (an admin's new limit applies from the next call on).
+        limited = ids.max_accounts is not None or ids.total_quota_mb is not None
+        quota = quota_mb if quota_mb is not None else ids.default_quota_mb or 0
         values = {
             "password": password_hash,
-            "quota_mb": quota_mb,
+            "quota_mb": quota,
             "deleted_at": None,
             "last_synced_at": now,
             "updated_at": now,
         }
-        ids = connection.execute(_IDS, {"email": email, "domain": domain}).one()
-        if ids.holder not in (None, ACCOUNT):
-            raise InvalidSyncCall({"email": [AddressTaken(email, ids.holder).message]})
         # Found first, then locked by primary key: a locking read of an absent address takes a gap
         # lock on MariaDB, and two creates that both hold one deadlock as soon as both insert.
         if ids.account is not None:
             account = connection.execute(_LOCKED_BY_ID, {"account_id": ids.account}).one_or_none()
             if account is not None:
+                revived = account.deleted_at is not None
+                if limited and ids.domain is not None and (revived or quota != account.quota_mb):
+                    values["quota_mb"] = _within_limits(
+                        connection, ids.domain, quota_mb, None if revived else (account.id, account.quota_mb)
+                    )
                 connection.execute(_UPDATE_BY_ID, {"account_id": account.id, **values})
                 if not account.is_active:
                     return "still suspended"
-                return "revived" if account.deleted_at is not None else "updated"
+                return "revived" if revived else "updated"
         domain_id = ids.domain
-        if domain_id is not None:
+        if domain_id is not None and limited:
+            values["quota_mb"] = _within_limits(connection, domain_id, quota_mb)
+        elif domain_id is not None:
             if connection.execute(_SHARED_DOMAIN, {"domain_id": domain_id}).first() is None:
                 # An admin deleted the domain since the ids were read. Adding it again here, after
                 # a locking read that found nothing, would deadlock with another create doing the

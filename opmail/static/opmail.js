@@ -211,3 +211,40 @@
     });
   });
 })();
+
+// <button data-generate-password="id1 id2" data-length="20" data-show="ID">: a random password of
+// letters and digits from crypto.getRandomValues, put in those password fields and shown in ID
+// (with its Copy button) for the admin to pass on. Nothing is sent until the form is submitted.
+(function () {
+  "use strict";
+
+  var ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+  function randomPassword(length) {
+    var out = "";
+    var bytes = new Uint8Array(length * 2);
+    while (out.length < length) {
+      window.crypto.getRandomValues(bytes);
+      for (var i = 0; i < bytes.length && out.length < length; i++) {
+        // 248 = 4 × 62: bytes above it are dropped, so every character is equally likely.
+        if (bytes[i] < 248) out += ALPHABET.charAt(bytes[i] % ALPHABET.length);
+      }
+    }
+    return out;
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-generate-password]");
+    if (!button) return;
+    var password = randomPassword(parseInt(button.dataset.length, 10) || 20);
+    button.dataset.generatePassword.split(" ").forEach(function (id) {
+      var field = document.getElementById(id);
+      if (field) field.value = password;
+    });
+    var shown = document.getElementById(button.dataset.show);
+    if (shown) {
+      shown.querySelector("[data-generated-text]").textContent = password;
+      shown.hidden = false;
+    }
+  });
+})();
