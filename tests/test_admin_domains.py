@@ -93,7 +93,9 @@ def test_delete_lists_what_goes_and_needs_the_password(app, admin):
     wrong = admin.post(f"/admin/domains/delete/?id={domain}", {"admin_password": "nope"})
     assert wrong.status_code == 422 and "Wrong admin password: nothing was deleted." in wrong.text
     assert snapshot(app) == before
-    done = admin.post(f"/admin/domains/delete/?id={domain}", {"admin_password": ADMIN_PASSWORD})
+    posted = admin.post(f"/admin/domains/delete/?id={domain}", {"admin_password": ADMIN_PASSWORD})
+    assert posted.status_code == 303 and posted.location == "/admin/domains/deleted/"
+    done = admin.client.get(posted.location)
     assert done.status_code == 200 and "Domain example.com deleted." in done.text
     assert "rm -rf" in done.text and "/example.com/a/Maildir" in done.text
     assert rows(app, sa.select(MailDomain.id)) == []
@@ -129,7 +131,7 @@ def test_accounts_added_after_the_dialog_stop_the_delete(app, admin):
     assert "1 account was added to example.com meanwhile: nothing was deleted. Look again" in refused.text
     assert "2 accounts" in refused.text  # the dialog again, as the domain is now
     assert snapshot(app) == before
-    done = admin.post(f"/admin/domains/delete/?id={domain}", delete_form(admin, domain))
+    done = admin.post(f"/admin/domains/delete/?id={domain}", delete_form(admin, domain), follow_redirects=True)
     assert done.status_code == 200 and "Domain example.com deleted." in done.text
     assert rows(app, sa.select(MailAccount.email)) == []
 
@@ -171,6 +173,8 @@ def test_a_panel_create_during_the_delete_waits_and_adds_the_domain_again(app, a
     finally:
         event.remove(engine, "before_cursor_execute", panel_calls_now)
         panel.join(timeout=30)
+    assert deleted.status_code == 303
+    deleted = admin.client.get(deleted.location)
     assert deleted.status_code == 200 and "Domain example.com deleted." in deleted.text
     assert "/example.com/a/Maildir" in deleted.text and "/example.com/jane/Maildir" not in deleted.text
     assert [(answer.status_code, answer.json) for answer in panel_answers] == [(200, {"status": "ok"})]

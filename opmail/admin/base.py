@@ -151,6 +151,8 @@ class ProtectedView:
         """
         form = AdminPasswordForm()
         status = 200
+        # Named now: after the delete the row (and so its name) is gone.
+        name = str(next(iter(shown.values())))
         if form.validate_on_submit():
             if not confirm_password(form.admin_password.data):
                 form.admin_password.errors = [WRONG_PASSWORD_NOTHING_DELETED]
@@ -164,7 +166,7 @@ class ProtectedView:
                     status = 409
                 else:
                     # Post/Redirect/Get: reloading the page after a delete must not post again.
-                    keep_deletion(self.endpoint, str(next(iter(shown.values()))), report)
+                    keep_deletion(self.endpoint, name, report)
                     url = self.get_url(".deleted_view")
                     return redirect_client(url) if is_htmx() else redirect(url, 303)
         elif form.errors:

@@ -180,11 +180,13 @@ def update_account(
             db, account_id, expected_version,
             display_name=display_name, quota_mb=quota_mb, is_active=is_active,
         )
-        changes = audit.diff(
-            {"quota_mb": before["quota"], "status": ACCOUNT_STATUS[before["status"]]},
-            {"quota_mb": quota_mb, "status": ACCOUNT_STATUS[is_active]},
-        )
-        audit.record(db, "account.update", [email], {email: changes} if changes else None)
+        fields = {
+            "display_name": [before["display name"], display_name],
+            "quota_mb": [before["quota"], quota_mb],
+            "status": [ACCOUNT_STATUS[before["status"]], ACCOUNT_STATUS[is_active]],
+        }
+        # A save that changed nothing leaves no entry (audit.record drops the unmoved fields).
+        audit.record(db, "account.update", [email], {email: fields})
 
 
 def reset_password(
