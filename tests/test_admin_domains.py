@@ -81,6 +81,28 @@ def test_disable_and_enable_in_place(app, admin):
     assert rows(app, sa.select(MailDomain.is_active)) == [(True,)]
 
 
+def test_a_big_delete_report_fits_the_session_cookie(app, admin):
+    """The page after the redirect reads the report from the session cookie (4 KB in a browser):
+    the first names and the counts, never every address."""
+    domain = add_domain(app, "a-rather-long-domain-name-for-the-cookie.example")
+    for n in range(60):
+        add_account(app, f"someone-with-a-long-local-part-{n:02d}@a-rather-long-domain-name-for-the-cookie.example")
+    form = {"admin_password": ADMIN_PASSWORD, "newest_account": re.search(
+        r'name="newest_account" value="(\d+)"', admin.get(f"/admin/domains/delete/?id={domain}").text).group(1)}
+    posted = admin.post(f"/admin/domains/delete/?id={domain}", form)
+    assert posted.status_code == 303
+    cookie = next(c for c in posted.headers.getlist("Set-Cookie") if c.startswith("session="))
+    assert len(cookie) < 4000
+    done = admin.client.get(posted.location)
+    assert "60 accounts: someone-with-a-long-local-part-00@" in done.text
+    assert re.search(r"… and [1-9]\d* more</li>", done.text)
+
+
+def test_the_deleted_page_without_a_delete_goes_to_the_list(admin):
+    response = admin.client.get("/admin/domains/deleted/")
+    assert response.status_code == 302 and response.location == "/admin/domains/"
+
+
 def test_delete_lists_what_goes_and_needs_the_password(app, admin):
     domain = add_domain(app)
     add_account(app, "a@example.com")
