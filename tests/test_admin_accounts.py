@@ -477,6 +477,13 @@ def test_a_refused_bulk_action_keeps_the_ticked_rows(admin, three):
     assert response.status_code == 422
     ticked = re.findall(r'name="rowid" value="(\d+)"[^>]*checked', response.text)
     assert sorted(ticked) == sorted(str(i) for i in three[:2])
+    assert '<option value="quota" selected>' in response.text and 'value="abc"' in response.text
+
+
+def test_a_refused_bulk_delete_never_sends_the_password_back(admin, three):
+    response = admin.post(ACTION, {"action": "delete", "admin_password": "wrong-secret", "rowid": three[:1], "url": LIST}, htmx=True)
+    assert response.status_code == 422 and '<option value="delete" selected>' in response.text
+    assert "wrong-secret" not in response.text
 
 
 def test_bulk_with_a_stale_id_applies_the_rest_and_says_what_was_skipped(app, admin, three):

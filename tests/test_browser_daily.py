@@ -183,12 +183,15 @@ def test_a_refused_bulk_action_keeps_the_selection_and_names_what_is_missing(adm
     expect(page.get_by_label("Select alice@example.com")).to_be_checked()
     expect(page.get_by_label("Select bob@example.com")).to_be_checked()
     expect(page.get_by_label("Select carol@example.com")).not_to_be_checked()
+    expect(page.get_by_label("Quota (MB)")).to_have_value("abc")  # to correct, not to retype
     assert rows(app, sa.select(MailAccount.quota_mb).distinct()) == [(100,)]
 
     page.locator("#opmail-bulk-action").select_option("delete")
     page.get_by_role("button", name="Apply to selected").click()
     expect(toast(page, "Enter your admin password.")).to_be_visible()
     expect(page.get_by_label("Select bob@example.com")).to_be_checked()
+    expect(page.locator("#opmail-bulk-action")).to_have_value("delete")
+    expect(page.get_by_label("Your admin password")).to_be_visible()
     assert len(rows(app, sa.select(MailAccount.id))) == 3
 
     for box in ("alice", "bob"):

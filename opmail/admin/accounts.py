@@ -72,11 +72,15 @@ class AccountsView(ProtectedView, ModelView):
 
     # --- list ------------------------------------------------------------------------------------
 
-    def render_list(self, filters: AccountFilters, status: int = 200, selected: frozenset[str] = frozenset()):
+    def render_list(
+        self, filters: AccountFilters, status: int = 200, selected: frozenset[str] = frozenset(), bulk: dict | None = None
+    ):
         """The whole page, or only the table fragment for htmx (same partial either way); rows whose
-        ids are in ``selected`` stay ticked (a refused bulk action keeps the admin's selection)."""
+        ids are in ``selected`` stay ticked and ``bulk`` refills the Bulk Actions bar (a refused bulk
+        action keeps what the admin chose, to correct only what was wrong)."""
         context = {
             "selected": selected,
+            "bulk": bulk or {},
             "filters": filters,
             "page": account_page(filters),
             "statuses": STATUSES,
@@ -104,7 +108,9 @@ class AccountsView(ProtectedView, ModelView):
         if is_htmx():
             if category == "error":
                 selected = frozenset(request.form.getlist("rowid"))
-                return toast(self.render_list(filters, 422, selected), message, category)
+                # The password is never sent back.
+                bulk = {name: request.form.get(name, "") for name in ("action", "quota_mb", "group_id")}
+                return toast(self.render_list(filters, 422, selected, bulk), message, category)
             return toast(self.render_list(filters), message, category)
         flash(message, "error" if category == "error" else category)
         return redirect(self.get_url(".index_view", **filters.to_args()))
