@@ -33,7 +33,7 @@ from bench import webhook
 from opmail import create_app, demo
 from opmail.auth import set_admin_password
 from opmail.db import create_schema, get_engine
-from opmail.models import MailAccount, MailDomain
+from opmail.models import MailAccount, MailAlias, MailDomain, utcnow
 from opmail.rules.domains import create_domain
 
 HERE = Path(__file__).resolve().parent
@@ -133,26 +133,95 @@ class Bench:
             start = time.perf_counter()
             demo.seed_demo(self.size, self.domains, "{PLAIN}unused-bench-hash")
             self.results["seed_seconds"] = round(time.perf_counter() - start, 1)
+            self._seed_aliases()
+
+    def _seed_aliases(self) -> None:
+        """seed-demo adds no aliases: one per demo domain (info@, two destinations), for the list."""
+        now = utcnow()
+        with self.engine.begin() as connection:
+            ids = connection.execute(sa.select(MailDomain.id, MailDomain.domain).where(MailDomain.domain.like("demo%"))).all()
+            for start in range(0, len(ids), 1000):
+                connection.execute(
+                    sa.insert(MailAlias),
+                    [
+                        {"domain_id": domain_id, "alias_email": f"info@{name}", "destination_email": f"{who}@{name}",
+                         "is_active": True, "created_at": now, "updated_at": now}
+                        for domain_id, name in ids[start : start + 1000]
+                        for who in ("office", "owner")
+                    ],
+                )
+            if self.engine.dialect.name in ("mysql", "mariadb"):
+                connection.exec_driver_sql("ANALYZE TABLE mail_aliases")
 
     def list_pages(self) -> None:
-        with self.app.app_context(), self.engine.connect() as connection:
-            domain_id = connection.scalar(
-                sa.select(MailDomain.id).where(MailDomain.domain == demo.demo_domain(self.domains // 2))
-            )
+        domain_name = demo.demo_domain(self.domains // 2)
         probe = str(self.size // 8 + 45)  # e.g. user12545 at 100k: a prefix with ~11 matches
         scenarios = {
             "first page": "/admin/accounts/",
             f"prefix search {probe}": f"/admin/accounts/?q=user{probe}",
             "domain prefix search": f"/admin/accounts/?q={demo.demo_domain(self.domains // 3)}",
             f"substring search *{probe}": f"/admin/accounts/?q=*{probe}",
-            "domain filter": f"/admin/accounts/?domain={domain_id}",
+            "domain filter": f"/admin/accounts/?domain={domain_name}",
             "sort by usage": "/admin/accounts/?sort=usage&dir=desc",
             "sort by quota %": "/admin/accounts/?sort=percent&dir=desc",
-            "domain filter, sort by usage": f"/admin/accounts/?domain={domain_id}&sort=usage&dir=desc",
+            "domain filter, sort by usage": f"/admin/accounts/?domain={domain_name}&sort=usage&dir=desc",
             "near quota filter": "/admin/accounts/?near_quota=1",
             "deep page (last)": "/admin/accounts/?page=1000000",
         }
         self.results["list"] = {name: self._list_page(url) for name, url in scenarios.items()}
+
+    def full_pages(self) -> None:
+        """Each list's full page (a first visit, a refresh, a link, a URL opened directly) beside the
+        htmx partial that search, filters and the pager swap in, with both sizes. Lists without a
+        partial (their pager reloads the page) have the full page only."""
+        middle = demo.demo_domain(self.domains // 2)
+        with_partial = {
+            "accounts": "/admin/accounts/",
+            "accounts, domain filter": f"/admin/accounts/?domain={middle}",
+            "aliases": "/admin/aliases/",
+            "aliases, domain filter": f"/admin/aliases/?domain={middle}",
+            "domains": "/admin/domains/",
+            "domains, middle page": f"/admin/domains/?page={max(1, self.domains // 100)}",
+        }
+        full_only = {
+            "dashboard": "/admin/",
+            "groups": "/admin/groups/",
+            "autoresponders": "/admin/autoresponders/",
+            "sync log": "/admin/sync-log/",
+            "audit log": "/admin/audit/",
+        }
+        pages = {}
+        for name, url in {**with_partial, **full_only}.items():
+            full = self._request(url, {})
+            assert "<html" in full.pop("text"), url
+            partial = self._request(url, {"HX-Request": "true"}) if name in with_partial else None
+            if partial:
+                assert "<html" not in partial.pop("text"), url
+            pages[name] = {"url": url, "full": full, "partial": partial}
+        prefix = middle[: len(middle) - 9]  # "demo0500": up to 20 of the names starting so
+        picker = self._request(f"/admin/accounts/domain-options/?domain={prefix}", {"HX-Request": "true"})
+        shown = picker.pop("text").count('role="option"')
+        self.results["pages"] = pages
+        self.results["picker"] = {"prefix": prefix, "options": shown, **picker}
+
+    def _request(self, url: str, headers: dict) -> dict:
+        """p50/p95, statements and size of GET ``url`` (after a warm-up request); ``text``: the body."""
+        self.client.get(url, headers=headers)
+        times = []
+        deadline = time.perf_counter() + BUDGET_SECONDS
+        while len(times) < self.repeat and (len(times) < 2 or time.perf_counter() < deadline):
+            with self.statements.counting() as seen:
+                start = time.perf_counter()
+                response = self.client.get(url, headers=headers)
+                times.append(time.perf_counter() - start)
+            assert response.status_code == 200, (url, response.status_code)
+        return {
+            "p50_ms": ms(statistics.median(times)),
+            "p95_ms": ms(percentile(times, 0.95)),
+            "statements": seen.count,
+            "kb": round(len(response.data) / 1000, 1),
+            "text": response.text,
+        }
 
     def _list_page(self, url: str) -> dict:
         headers = {"HX-Request": "true"}  # the table fragment, as search/sort/pager swaps it in
@@ -263,7 +332,7 @@ class Bench:
                 left = connection.scalar(sa.select(sa.func.count()).where(MailAccount.id.in_(ids)))
             assert left == 0, f"{left} selected accounts survived the bulk delete"
 
-    def run(self) -> dict:
+    def run(self, pages_only: bool = False) -> dict:
         if self.engine.dialect.name in ("mysql", "mariadb"):
             # Bulk times depend on it most: the 1M-account tables are about 0.8 GB with their indexes.
             with self.engine.connect() as connection:
@@ -271,11 +340,15 @@ class Bench:
             self.results["innodb_buffer_pool_mb"] = int(pool) // 2**20
         with self.app.app_context():
             create_domain("added.example.net")
-        self.add_account("empty", "added.example.net")
+        if not pages_only:
+            self.add_account("empty", "added.example.net")
         self.seed()
-        self.add_account("seeded", "added.example.net")
+        if not pages_only:
+            self.add_account("seeded", "added.example.net")
+        self.full_pages()
         self.list_pages()
-        self.bulk()
+        if not pages_only:
+            self.bulk()
         with self.app.app_context():
             get_engine().dispose()
         return self.results
@@ -326,12 +399,30 @@ def table(results: list[dict]) -> str:
                 f"{row['raw_sql_ms']:10.2f} {row['ratio'] or 0:6.1f} {row['peak_kib']:8}  {row['shows']}"
             )
             lines.append(f"{'':6}plan: {row['plan']}")
-        for name, row in result["bulk"].items():
+        lines.append(
+            f"\n{'full page beside its htmx partial':38} {'full p50':>8} {'full p95':>8} {'KB':>6} {'stmts':>5}"
+            f" {'part p50':>8} {'KB':>6} {'stmts':>5} {'full÷part':>9}"
+        )
+        for name, row in result["pages"].items():
+            full, partial = row["full"], row["partial"]
+            line = f"{name:38} {full['p50_ms']:8.1f} {full['p95_ms']:8.1f} {full['kb']:6.1f} {full['statements']:5}"
+            if partial:
+                line += (
+                    f" {partial['p50_ms']:8.1f} {partial['kb']:6.1f} {partial['statements']:5}"
+                    f" {full['p50_ms'] / partial['p50_ms']:9.2f}"
+                )
+            lines.append(line)
+        picker = result["picker"]
+        lines.append(
+            f"{'picker: domains starting ' + picker['prefix']:38} {picker['p50_ms']:8.1f} {picker['p95_ms']:8.1f}"
+            f" {picker['kb']:6.1f} {picker['statements']:5}  ({picker['options']} options)\n"
+        )
+        for name, row in result.get("bulk", {}).items():
             lines.append(
                 f"bulk {name} ({row['selected']:,})".ljust(38)
                 + f" {row['ms']:8.1f} {'':8} {row['statements']:5}"
             )
-        for label, row in result["add_account"].items():
+        for label, row in result.get("add_account", {}).items():
             lines.append(
                 f"Add Account ({label} table)".ljust(38)
                 + f" {row['p50_ms']:8.1f} {row['p95_ms']:8.1f} {row['statements']:5}"
@@ -352,6 +443,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--backend", choices=("sqlite", "mysql", "both"), default="both")
     parser.add_argument(
+        "--pages-only", action="store_true", help="Only the list pages (no Add Account, bulk actions, webhook)."
+    )
+    parser.add_argument(
+        "--domains", type=int, default=None, help="Domains per run.  [default: accounts ÷ 100]"
+    )
+    parser.add_argument(
         "--webhook-seconds", type=int, default=10, help="wrk's duration per server (MariaDB only; 0 = skip)."
     )
     parser.add_argument("--webhook-connections", type=int, default=4, help="wrk's open connections.")
@@ -360,19 +457,22 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     if args.backend in ("sqlite", "both"):
         with sqlite_database() as url:
-            results.append(Bench("SQLite", url, args.sqlite_accounts, args.sqlite_accounts // 100, args.repeat).run())
+            domains = args.domains or args.sqlite_accounts // 100
+            results.append(Bench("SQLite", url, args.sqlite_accounts, domains, args.repeat).run(args.pages_only))
             print(table(results[-1:]), flush=True)
     if args.backend in ("mysql", "both"):
         if args.mysql_url:
             with mysql_database(args.mysql_url) as url:
-                results.append(Bench("MariaDB", url, args.mysql_accounts, args.mysql_accounts // 100, args.repeat).run())
+                domains = args.domains or args.mysql_accounts // 100
+                results.append(Bench("MariaDB", url, args.mysql_accounts, domains, args.repeat).run(args.pages_only))
                 print(table(results[-1:]), flush=True)
-                if args.webhook_seconds and webhook.wrk_available():
+                webhook_wanted = args.webhook_seconds and not args.pages_only
+                if webhook_wanted and webhook.wrk_available():
                     results[-1]["webhook"] = webhook.run(
-                        url, args.mysql_accounts // 100, args.webhook_seconds, args.webhook_connections
+                        url, domains, args.webhook_seconds, args.webhook_connections
                     )
                     print(webhook.table(results[-1]["webhook"]), flush=True)
-                elif args.webhook_seconds:
+                elif webhook_wanted:
                     print("Webhook benchmark skipped: wrk is not installed.", file=sys.stderr)
         else:
             print("MariaDB skipped: set OPMAIL_BENCH_MYSQL_URL (or pass --mysql-url).", file=sys.stderr)

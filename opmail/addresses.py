@@ -1,14 +1,16 @@
 """Address and domain validation: one function each, used by forms, bulk fields, search and webhook.
 
 Rules follow ``docs/bad-input.md``: Dovecot's default login characters in the local part, hostname
-rules for the domain, IDNA stored as ``xn--`` and shown in Unicode, everything lower-case.
+rules for the domain, IDNA 2008 (UTS 46, non-transitional: ``faß.de`` is ``xn--fa-hia.de``, not
+``fass.de``) stored as ``xn--`` and shown in Unicode, everything lower-case.
 """
 
 from __future__ import annotations
 
-import encodings.idna
 import re
 import unicodedata
+
+import idna
 
 MAX_ADDRESS = 254
 MAX_LOCAL = 64
@@ -36,15 +38,77 @@ def _refuse_invisible(value: str, what: str) -> None:
         raise InvalidInput(f"{what} must not contain control or invisible characters.")
 
 
+# Scripts that may share one label (UTS 39's "highly restrictive" level): one script alone, or
+# Latin with the scripts Japanese, Chinese and Korean writing mix. Anything else in one label
+# (Cyrillic "а" inside a Latin word) is a look-alike of another name.
+_SCRIPT_MIXES = (
+    {"LATIN", "HAN", "HIRAGANA", "KATAKANA"},
+    {"LATIN", "HAN", "BOPOMOFO"},
+    {"LATIN", "HAN", "HANGUL"},
+)
+# First words of Unicode character names that name no script of their own (Common letters).
+_NO_SCRIPT = {"MODIFIER", "KATAKANA-HIRAGANA"}
+
+
+def _script(ch: str) -> str | None:
+    """The script of a letter, read from its Unicode name (the standard library has no Script
+    property); None for what belongs to every script (digits, hyphen, marks)."""
+    if not unicodedata.category(ch).startswith("L"):
+        return None
+    first = unicodedata.name(ch, "").split(" ")[0]
+    if first in _NO_SCRIPT:
+        return None
+    return "HAN" if first in ("CJK", "IDEOGRAPHIC") else first
+
+
+def _refuse_mixed_scripts(label: str) -> None:
+    scripts = {script for ch in label if (script := _script(ch))}
+    if len(scripts) > 1 and not any(scripts <= mix for mix in _SCRIPT_MIXES):
+        names = " and ".join(sorted(name.title() for name in scripts))
+        raise InvalidInput(
+            f"The domain part {label!r} mixes {names} letters, as look-alikes of other names do: "
+            "write each part in one script."
+        )
+
+
+def _is_punycode(label: str) -> bool:
+    """Whether an ``xn--`` label decodes at all (whatever IDNA 2008 then says of its characters)."""
+    try:
+        decoded = label[4:].encode("ascii").decode("punycode")
+    except UnicodeError:
+        return False
+    return bool(decoded) and not decoded.isascii()
+
+
 def _ascii_label(label: str) -> str:
-    """One domain label in its ASCII (``xn--``) form, checked against hostname rules."""
+    """One domain label in its ASCII (``xn--``) form, checked against hostname rules.
+
+    IDNA 2008 with the UTS 46 mapping (the ``idna`` package): the standard library's codec is
+    IDNA 2003, which turns ``faß`` into ``fass``, another domain. An ``xn--`` label must be valid
+    punycode of a label IDNA 2008 accepts; either form is refused when it mixes scripts.
+    """
     if not label:
         raise InvalidInput("The domain must not have empty labels (two dots in a row).")
-    if not label.isascii():
+    if not label.isascii() or label.startswith("xn--"):
         try:
-            label = encodings.idna.ToASCII(label).decode("ascii")
-        except UnicodeError:
-            raise InvalidInput("The domain is not a valid international host name.") from None
+            unicode_label = idna.decode(idna.encode(label, uts46=True, transitional=False))
+            ascii_label = idna.encode(unicode_label).decode("ascii")
+        except idna.IDNAError as error:
+            if "too long" in str(error).lower():
+                raise InvalidInput(f"Each part of the domain must be at most {MAX_LABEL} characters.") from None
+            if label.startswith("xn--") and not _is_punycode(label):
+                raise InvalidInput(
+                    f"The domain part {label!r} is not valid punycode (an xn-- name must decode to "
+                    "an international name)."
+                ) from None
+            raise InvalidInput(
+                f"The domain part {label!r} is not a valid international host name (IDNA 2008): "
+                "it holds a character or a form of one that domain names do not allow."
+            ) from None
+        except UnicodeError:  # a label too long for punycode to encode at all
+            raise InvalidInput(f"Each part of the domain must be at most {MAX_LABEL} characters.") from None
+        _refuse_mixed_scripts(unicode_label)
+        label = ascii_label
     if len(label) > MAX_LABEL:
         raise InvalidInput(f"Each part of the domain must be at most {MAX_LABEL} characters.")
     if not _LABEL_RE.fullmatch(label):
@@ -106,12 +170,45 @@ def normalize_address(raw: str) -> str:
     return address
 
 
+MAX_ADMIN_NAME = 64
+# Characters that show as nothing but are not in the format category (Cf): the combining grapheme
+# joiner, Hangul fillers, Khmer inherent vowels, the Mongolian and other variation selectors.
+_INVISIBLE_MARKS = re.compile("[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\uffa0\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+
+
+def normalize_admin_name(raw: str) -> str:
+    """The one form of an admin's name (NFKC, lower-case), or InvalidInput for an invisible character.
+
+    ``BOB`` and full-width ``ｂｏｂ`` are ``bob``; ``bób`` is another name, and ``bob`` with a
+    zero-width space is refused rather than quietly matched. The same at creation and at login.
+    """
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidInput("Enter a username.")
+    _refuse_invisible(raw, "The username")
+    if _INVISIBLE_MARKS.search(raw) or any(unicodedata.category(ch) in ("Co", "Cn") for ch in raw):
+        raise InvalidInput("The username must not contain control or invisible characters.")
+    name = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", raw.strip()).lower())
+    _refuse_invisible(name, "The username")
+    if len(name) > MAX_ADMIN_NAME:
+        raise InvalidInput(f"The username is longer than {MAX_ADMIN_NAME} characters.")
+    return name
+
+
 def display_domain(stored: str) -> str:
     """Show an ``xn--`` domain in Unicode (the stored form is kept when it does not decode)."""
-    try:
-        return stored.encode("ascii").decode("idna")
-    except UnicodeError:
+    if "xn--" not in stored:
         return stored
+    try:
+        return idna.decode(stored)
+    except (idna.IDNAError, UnicodeError):
+        return stored
+
+
+def unicode_domain(stored: str) -> str | None:
+    """The Unicode form of a stored ``xn--`` domain, which Dovecot and Postfix also look up (a login
+    as ``anna@bücher.example``); None for a domain that is ASCII in both forms."""
+    shown = display_domain(stored)
+    return shown if shown != stored else None
 
 
 def display_address(stored: str) -> str:

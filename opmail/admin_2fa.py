@@ -17,11 +17,9 @@ import time
 from typing import NoReturn
 
 import pyotp
-from sqlalchemy import select
 
 from .addresses import InvalidInput
-from .auth import count_failure, refuse_while_locked, write_bookkeeping
-from .db import get_session
+from .auth import count_failure, find_admin, refuse_while_locked, write_bookkeeping
 from .models import Admin, utcnow
 
 ISSUER = "opmail"
@@ -182,7 +180,7 @@ def disable(admin: Admin) -> None:
 
 def reset(username: str) -> bool:
     """Turn 2FA off for ``username`` and end its sessions (a lost phone); False when unknown."""
-    admin = get_session().scalar(select(Admin).where(Admin.username == username))
+    admin = find_admin(username)
     if admin is None:
         return False
     write_bookkeeping(

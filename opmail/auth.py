@@ -12,6 +12,7 @@ from flask import current_app, g, session
 from sqlalchemy import ColumnElement, select, update
 
 from . import audit
+from .addresses import InvalidInput, normalize_admin_name
 from .config import flag
 from .db import get_session
 from .models import Admin, utcnow
@@ -41,13 +42,39 @@ def hash_admin_password(plain: str) -> str:
     return hash_password(plain, "BLF-CRYPT", bcrypt_rounds=current_app.config["OPMAIL_BCRYPT_ROUNDS"])
 
 
+class NameTaken(InvalidInput):
+    """The name typed is another spelling of an existing admin's name."""
+
+
+def find_admin(username: str) -> Admin | None:
+    """The admin named ``username`` in its canonical form; None when none is (or it cannot be one)."""
+    try:
+        name = normalize_admin_name(username)
+    except InvalidInput:
+        return None
+    # admins.username compares in binary (utf8mb4_bin on MariaDB): only the canonical form matches.
+    return get_session().scalar(select(Admin).where(Admin.username == name))
+
+
 def set_admin_password(username: str, plain: str) -> bool:
-    """Create admin ``username`` or change its password; True when it was created."""
+    """Create admin ``username`` or change its password; True when it was created.
+
+    The name is stored in its canonical form (``normalize_admin_name``). A name typed in another
+    spelling of an existing admin's (``BOB`` for ``bob``) is refused, NameTaken: changing that
+    admin's password by accident is worse than asking for the name as it is.
+    """
     db = get_session()
-    admin = db.scalar(select(Admin).where(Admin.username == username))
+    name = normalize_admin_name(username)
+    admin = db.scalar(select(Admin).where(Admin.username == name))
+    if admin is not None and username.strip() != admin.username:
+        raise NameTaken(
+            f"{username.strip()!r} is the same name as the existing admin {admin.username!r} "
+            f"(names ignore letter case and width). To set that admin's password, type its name "
+            f"exactly: {admin.username}."
+        )
     created = admin is None
     if created:
-        admin = Admin(username=username)
+        admin = Admin(username=name)
         db.add(admin)
     admin.password = hash_admin_password(plain)
     db.commit()
@@ -74,7 +101,7 @@ class TooManyAttempts(Exception):
 
 def authenticate(username: str, password: str) -> Admin | None:
     """The admin whose username and password match, else None; TooManyAttempts while locked."""
-    admin = get_session().scalar(select(Admin).where(Admin.username == username))
+    admin = find_admin(username)
     if admin is None:
         verify_password(password, _unknown_user_hash(current_app.config["OPMAIL_BCRYPT_ROUNDS"]))
         return None
@@ -145,8 +172,7 @@ def seconds_locked(admin: Admin) -> int:
 
 def unlock_admin(username: str) -> bool:
     """Forget ``username``'s wrong passwords and lift its lock; False for an unknown admin."""
-    db = get_session()
-    admin = db.scalar(select(Admin).where(Admin.username == username))
+    admin = find_admin(username)
     if admin is None:
         return False
     write_bookkeeping(admin, failed_logins=0, locked_until=None)

@@ -14,12 +14,13 @@ from sqlalchemy.exc import ProgrammingError
 
 from . import admin_2fa, audit, demo, dovecot
 from .account_csv import MAX_BYTES
-from .addresses import InvalidInput
+from .addresses import InvalidInput, normalize_admin_name
 from .auth import create_first_admin, set_admin_password, unlock_admin
 from .db import create_schema
 from .errors import DATABASE_AWAY
 from .migrations import UnknownRevision
 from .passwords import hash_password
+from .queries import idna_2008_review
 from .rules import imports
 
 
@@ -70,6 +71,9 @@ def init_db() -> None:
         raise click.ClickException(str(error)) from None
     for change in changes:
         click.echo(change)
+    # Names stored under the IDNA 2003 rules that the IDNA 2008 ones write differently or refuse.
+    for line in idna_2008_review():
+        click.echo(line)
     click.echo("Schema ready.")
 
 
@@ -84,10 +88,11 @@ def create_admin(username: str, password_stdin: bool) -> None:
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        created = set_admin_password(username.strip(), password)
+        created = set_admin_password(username, password)
     except InvalidInput as error:
         raise click.ClickException(error.message) from None
-    click.echo(f"Admin {username!r} {'created' if created else 'password changed'}.")
+    name = normalize_admin_name(username)
+    click.echo(f"Admin {name!r} {'created' if created else 'password changed'}.")
 
 
 @opmail_cli.command("first-admin")

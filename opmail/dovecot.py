@@ -37,8 +37,22 @@ SNIPPET = "dovecot/conf.d/11-opmail.conf"
 _DOMAIN_ACTIVE = "EXISTS (SELECT 1 FROM mail_domains WHERE domain = '%d' AND is_active = 1)"
 POSTFIX_LOOKUPS = {
     "postfix/opmail/virtual-mailbox-domains.cf": (
-        "the domains Postfix receives mail for (active ones only).",
-        "SELECT domain FROM mail_domains WHERE domain = '%s' AND is_active = 1",
+        "the domains Postfix receives mail for (active ones only), an international one also in\n"
+        "# Unicode (bücher.example as well as xn--bcher-kva.example).",
+        "SELECT domain FROM mail_domains WHERE domain = '%s' AND is_active = 1"
+        " UNION ALL SELECT domain FROM mail_domains WHERE unicode_domain = '%s' AND is_active = 1",
+    ),
+    "postfix/opmail/unicode-addresses.cf": (
+        "an address of an international domain written in Unicode (anna@bücher.example, sent\n"
+        "# with SMTPUTF8) is the stored address (anna@xn--bcher-kva.example), when that address\n"
+        "# or the domain's catch-all receives and it is no deleted account; the other maps then\n"
+        "# take it from there.",
+        "SELECT CONCAT('%u', '@', d.domain) FROM mail_domains d"
+        " WHERE d.unicode_domain = '%d' AND d.is_active = 1"
+        " AND EXISTS (SELECT 1 FROM mail_addresses m"
+        " WHERE m.address IN (CONCAT('%u', '@', d.domain), CONCAT('@', d.domain)))"
+        " AND NOT EXISTS (SELECT 1 FROM mail_accounts a"
+        " WHERE a.email = CONCAT('%u', '@', d.domain) AND a.deleted_at IS NOT NULL)",
     ),
     "postfix/opmail/virtual-mailbox-maps.cf": (
         "the mailboxes: accounts that exist and are not deleted (suspended ones receive).",
@@ -58,6 +72,12 @@ POSTFIX_LOOKUPS = {
         " UNION ALL SELECT a.email FROM mail_accounts a WHERE a.email = '%s' AND a.deleted_at IS NULL"
         " AND NOT EXISTS (SELECT 1 FROM mail_forwards f WHERE f.account_id = a.id)"
         f") t WHERE {_DOMAIN_ACTIVE}",
+    ),
+    "postfix/opmail/transport-maps.cf": (
+        "how mail for an international domain is stored: through dovecot-lda (the opmail-lda\n"
+        "# service of master.cf), because Dovecot 2.3's LMTP does not offer SMTPUTF8, and Postfix\n"
+        "# returns a message sent to anna@bücher.example with SMTPUTF8 that LMTP would have to take.",
+        "SELECT 'opmail-lda:' FROM mail_domains WHERE domain = '%s' AND unicode_domain IS NOT NULL",
     ),
     "postfix/opmail/sender-login-maps.cf": (
         "who may send as an address: the account itself, the accounts an alias"
@@ -82,9 +102,23 @@ _QUOTA_RULE = {
     "sqlite": "'*:storage=' || a.quota_mb || 'M'",
 }
 _CAN_LOG_IN = "a.is_active = 1 AND a.deleted_at IS NULL AND d.is_active = 1"
+# The stored address and Maildir of a login typed with a Unicode domain: its local part (always
+# ASCII) with the stored domain, d.domain.
+_STORED_ADDRESS = {"mysql": "CONCAT('%Ln', '@', d.domain)", "sqlite": "'%Ln' || '@' || d.domain"}
 # Paths end up inside SQL strings and Dovecot's %-expansion: only plain characters are safe there.
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9._+/-]+")
 _PLAIN_NAME = re.compile(r"[a-z_][a-z0-9_-]*")
+
+
+_CONCAT = re.compile(r"CONCAT\(([^()]*)\)")
+
+
+def sql_for(query: str, driver: str) -> str:
+    """A lookup written for MariaDB in the driver's dialect: SQLite joins strings with ``||``
+    (Debian 12's SQLite predates its CONCAT)."""
+    if driver != "sqlite":
+        return query
+    return _CONCAT.sub(lambda match: "(" + " || ".join(match[1].split(", ")) + ")", query)
 
 
 class DovecotConfigError(ValueError):
@@ -233,11 +267,12 @@ def holds_password(name: str) -> bool:
 def config_files(settings: DovecotSettings) -> dict[str, str]:
     """The files Dovecot and Postfix need, keyed by their path under ``settings.conf_dir``."""
     conf_dir = _plain_path(settings.conf_dir, "The config directory")
+    mail_root = _plain_path(settings.mail_root, "The mail root")
     context = {
         "driver": settings.driver,
         "connect": settings.connect,
         "scheme": settings.scheme,
-        "mail_root": _plain_path(settings.mail_root, "The mail root"),
+        "mail_root": mail_root,
         "conf_dir": f"{conf_dir}/dovecot",
         "postfix_dir": f"{conf_dir}/postfix",
         "postfix_queue": _plain_path(settings.postfix_queue, "Postfix's queue directory"),
@@ -247,6 +282,12 @@ def config_files(settings: DovecotSettings) -> dict[str, str]:
         "mail_user": settings.mail_user,
         "quota_rule": _QUOTA_RULE[settings.driver],
         "can_log_in": _CAN_LOG_IN,
+        "stored_address": _STORED_ADDRESS[settings.driver],
+        "stored_home": (
+            f"CONCAT('{mail_root}/', d.domain, '/%Ln')"
+            if settings.driver == "mysql"
+            else f"'{mail_root}/' || d.domain || '/%Ln'"
+        ),
         "sieve_name": SCRIPT_NAME,
     }
     # The app's Jinja environment (a host can override the templates), without the context
@@ -262,7 +303,7 @@ def config_files(settings: DovecotSettings) -> dict[str, str]:
         for name in (SQL_FILE, DICT_FILE, SIEVE_DICT_FILE, SNIPPET)
     }
     for name, (purpose, query) in POSTFIX_LOOKUPS.items():
-        files[name] = render("postfix/_lookup.cf", purpose=purpose, query=query)
+        files[name] = render("postfix/_lookup.cf", purpose=purpose, query=sql_for(query, settings.postfix_db.driver))
     files[POSTFIX_MAIN] = render("postfix/main.cf")
     files[POSTFIX_MASTER] = render("postfix/master.cf")
     return files

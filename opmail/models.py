@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.mysql import INTEGER as MYSQL_INTEGER
 from sqlalchemy.dialects.mysql import LONGTEXT
+from sqlalchemy.dialects.mysql import VARCHAR as MYSQL_VARCHAR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 BIND_KEY = "opmail"
@@ -77,6 +78,12 @@ class Timestamps:
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
+def _unicode_of_inserted(context) -> str | None:
+    from .addresses import unicode_domain
+
+    return unicode_domain(context.get_current_parameters()["domain"])
+
+
 class MailDomain(Timestamps, Base):
     __tablename__ = "mail_domains"
     __table_args__ = (MYSQL_TABLE_ARGS,)
@@ -84,6 +91,10 @@ class MailDomain(Timestamps, Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     domain: Mapped[str] = mapped_column(String(253), unique=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true(), index=True)
+    # The domain in Unicode when it is an IDN (bücher.example for xn--bcher-kva.example), else NULL:
+    # Dovecot's and Postfix's queries find a login or a recipient in that form through this index.
+    # Filled on every insert, from the domain (which is never renamed).
+    unicode_domain: Mapped[str | None] = mapped_column(String(253), index=True, default=_unicode_of_inserted)
 
     def __str__(self) -> str:
         from .addresses import display_domain
@@ -323,7 +334,11 @@ class Admin(Timestamps, Base):
     __table_args__ = (MYSQL_TABLE_ARGS,)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    username: Mapped[str] = mapped_column(String(64), unique=True)
+    # Stored in one canonical form (addresses.normalize_admin_name) and compared in binary: under
+    # MariaDB's default collation BOB, bób and bob+zero-width space would all be bob.
+    username: Mapped[str] = mapped_column(
+        String(64).with_variant(MYSQL_VARCHAR(64, collation="utf8mb4_bin"), "mysql", "mariadb"), unique=True
+    )
     password: Mapped[str] = mapped_column(String(255))
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     # The key being enrolled, until a code from the app confirms it (then it moves to totp_secret).

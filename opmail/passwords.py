@@ -21,8 +21,10 @@ SHA512_ROUNDS = 5000
 
 _BCRYPT_RE = re.compile(r"\$2[aby]\$(?P<cost>\d\d)\$[./A-Za-z0-9]{53}")
 _SHA512_RE = re.compile(r"\$6\$(?:rounds=(?P<rounds>\d{1,9})\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{86}")
-# Anything that starts like a crypt string or a Dovecot scheme is treated as an attempted hash.
-_HASH_LIKE_RE = re.compile(r"\{[A-Za-z0-9._-]+\}|\$[0-9a-z]{1,2}\$")
+# Anything that starts like a crypt string or a Dovecot scheme is treated as an attempted hash,
+# also with spaces around the scheme's name (``{ BLF-CRYPT}$2y$…``, ``{BLF-CRYPT }…``): a mangled
+# prefix is a hash that went wrong on its way, never a plaintext password to hash.
+_HASH_LIKE_RE = re.compile(r"\s*(?:\{\s*[A-Za-z0-9._-]+\s*\}|\$[0-9a-z]{1,2}\$)")
 
 
 def validate_password(plain: str, scheme: str) -> None:

@@ -480,7 +480,14 @@ def mail_server_fixture(request, mysql_url, tmp_path_factory) -> Iterator[MailSe
         postfix_etc = root / "etc" / "postfix"
         opmail_lines = (postfix_etc / "opmail" / "main.cf").read_text()
         (postfix_etc / "main.cf").write_text(POSTFIX_MAIN.substitute(root=root, **ports) + opmail_lines)
-        (postfix_etc / "master.cf").write_text(POSTFIX_MASTER.substitute(**ports))
+        # opmail's delivery service for international domains, as printed, with this Dovecot's config
+        # (dovecot-lda cannot write the test's log file, which is root's: its lines go to Postfix).
+        opmail_master = (postfix_etc / "opmail" / "master.cf").read_text()
+        lda_service = opmail_master[opmail_master.index("opmail-lda unix"):].replace(
+            "/usr/lib/dovecot/dovecot-lda ",
+            f"/usr/lib/dovecot/dovecot-lda -c {root / 'dovecot.conf'} -o log_path=/dev/stderr ",
+        )
+        (postfix_etc / "master.cf").write_text(POSTFIX_MASTER.substitute(**ports) + lda_service)
         _start(["postfix", "-c", str(postfix_etc), "start"], root, "postfix-start.log")
         cleanup.callback(
             subprocess.run, ["postfix", "-c", str(postfix_etc), "stop"], timeout=STOP_TIMEOUT, check=False

@@ -112,3 +112,69 @@ def test_figures_have_thousands_separators(app, admin):
     page = admin.get("/admin/").get_data(as_text=True)
 
     assert 'data-figure="active">1,140</div>' in page
+
+
+# --- Effective status: an account of a disabled domain (issue 15) ---------------------------------
+
+@pytest.fixture
+def parked(app, mailboxes):
+    """The mailboxes plus off.example, disabled: one account active in itself, one suspended."""
+    from opmail.models import MailDomain
+
+    domain_id = add_domain(app, "off.example")
+    ids = {email: add_account(app, email) for email in ("parked@off.example", "both@off.example")}
+    with app.app_context():
+        db = get_session()
+        db.get(MailDomain, domain_id).is_active = False
+        db.get(MailAccount, ids["both@off.example"]).is_active = False
+        db.commit()
+    return {**mailboxes, **ids}
+
+
+@pytest.mark.parametrize(
+    ("key", "count", "listed"),
+    [
+        # Dovecot refuses parked@off.example: it is not counted (or listed) as active.
+        ("active", 3, ["edge@other.org", "full@example.com", "unlimited@other.org"]),
+        # An account's own suspension shows before its domain's.
+        ("suspended", 2, ["both@off.example", "half@example.com"]),
+        ("domain_disabled", 1, ["parked@off.example"]),
+    ],
+)
+def test_an_account_of_a_disabled_domain_is_not_counted_active(admin, parked, key, count, listed):
+    figure, url = figure_link(admin.get("/admin/").text, key)
+    assert figure == count
+    page = admin.get(url)
+    assert emails_on(page.text) == listed
+
+
+def status_badge(page: str, email: str) -> str:
+    row = re.search(rf'<tr data-email="{re.escape(email)}".*?</tr>', page, re.S).group(0)
+    return re.findall(r'<span class="badge[^"]*"[^>]*>([^<]+)</span>', row)[-1]
+
+
+def test_the_list_shows_domain_disabled_as_the_status(admin, parked):
+    page = admin.get("/admin/accounts/").text
+    assert status_badge(page, "parked@off.example") == "Domain disabled"
+    assert status_badge(page, "both@off.example") == "Suspended"
+    assert status_badge(page, "full@example.com") == "Active"
+    assert re.search(r"<option value=\"domain_disabled\"\s*>Domain disabled</option>", page)
+    filtered = admin.get("/admin/accounts/?status=domain_disabled").text
+    assert "<option value=\"domain_disabled\" selected>Domain disabled</option>" in filtered
+    assert emails_on(filtered) == ["parked@off.example"]
+
+
+def test_the_account_page_says_its_domain_is_disabled(admin, parked):
+    page = admin.get(f"/admin/accounts/edit/?id={parked['parked@off.example']}").text
+    heading = re.search(r"<h2.*?</h2>", page, re.S).group(0)
+    assert "Domain disabled" in heading and "Active" not in heading
+    assert "Its domain is disabled: this account cannot log in" in page
+    live = admin.get(f"/admin/accounts/edit/?id={parked['full@example.com']}").text
+    assert "Its domain is disabled" not in live
+    assert ">Active</span>" in re.search(r"<h2.*?</h2>", live, re.S).group(0)
+
+
+def test_no_disabled_domain_lists_nothing_as_domain_disabled(admin, mailboxes):
+    page = admin.get("/admin/accounts/?status=domain_disabled").text
+    assert emails_on(page) == []
+    assert figure_link(admin.get("/admin/").text, "domain_disabled")[0] == 0

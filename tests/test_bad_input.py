@@ -153,6 +153,11 @@ ADDRESSES = [
     ("zero-width space", "ja\u200bne@example.com", INVISIBLE),
     ("bidi override", "ja\u202ene@example.com", INVISIBLE),
     ("zero-width in domain", "jane@exam\u200dple.com", INVISIBLE),
+    # IDNA 2008 (issue 15): an xn-- label must be real punycode; one label, one script.
+    ("invalid punycode", "jane@xn--zz.com", "'xn--zz' is not valid punycode"),
+    ("mixed scripts", "jane@p\u0430ypal.com", "mixes Cyrillic and Latin letters"),
+    ("mixed scripts as xn--", "jane@xn--pypal-4ve.com", "mixes Cyrillic and Latin letters"),
+    ("not in IDNA 2008", "jane@\U0001f4a9.la", "not a valid international host name (IDNA 2008)"),
 ]
 ADDRESS_FACES = {
     "Add Account": form(ACCOUNTS + "new/", "email", password="mail pass 1", quota_mb="0"),
@@ -225,6 +230,10 @@ DOMAINS = [
     ("example\r\n.com", INVISIBLE),
     ("EXAMPLE.com", "already exists"),
     ("xn--exmple-cua.com", "already exists"),  # exämple.com (added in the test) spelled as stored
+    ("xn--zz.com", "'xn--zz' is not valid punycode"),
+    ("p\u0430ypal.com", "mixes Cyrillic and Latin letters"),
+    ("xn--pypal-4ve.com", "mixes Cyrillic and Latin letters"),
+    ("\U0001f4a9.la", "not a valid international host name (IDNA 2008)"),
 ]
 
 
@@ -504,6 +513,10 @@ BAD_HASHES = [
     ("truncated SHA512-CRYPT", SHA512_HASH[:-5]),
     ("SHA512-CRYPT 999 rounds", SHA512_HASH.replace("$6$", "$6$rounds=999$", 1)),
     ("SHA512-CRYPT 1,000,000 rounds", SHA512_HASH.replace("$6$", "$6$rounds=1000000$", 1)),
+    # A mangled scheme prefix (issue 15): it used to be hashed as a plaintext password.
+    ("space before the scheme", "{ BLF-CRYPT}" + PANEL_HASH),
+    ("space after the scheme", "{BLF-CRYPT }" + PANEL_HASH),
+    ("space before the prefix", " {BLF-CRYPT}" + PANEL_HASH),
 ]
 
 
@@ -662,6 +675,27 @@ def test_an_htmx_post_over_the_limit_gets_a_toast(app, admin, jane):
     assert response.status_code == 413 and "larger than 5 MiB" in toast_of(response)["message"]
 
 
+IDN_REFUSALS = [
+    ("jane@xn--zz.com", "'xn--zz' is not valid punycode"),
+    ("jane@p\u0430ypal.com", "mixes Cyrillic and Latin letters"),
+]
+
+
+@pytest.mark.parametrize(("address", "fragment"), IDN_REFUSALS, ids=["invalid punycode", "mixed scripts"])
+def test_a_bad_international_domain_in_a_csv_import_is_refused_by_admin_and_cli(app, admin, jane, tmp_path, address, fragment):
+    before = snapshot(app)
+    data = f"email,password\n{address},secret one\n".encode()
+    response = admin.post(f"{ACCOUNTS}import/", {"file": (io.BytesIO(data), "idn.csv")}, content_type="multipart/form-data")
+    assert response.status_code == 422 and fragment in html.unescape(response.text)
+    path = tmp_path / "idn.csv"
+    path.write_bytes(data)
+    result = app.test_cli_runner().invoke(args=["opmail", "import-accounts", str(path)])
+    assert result.exit_code == 1
+    assert "row 2, email: " in result.output and fragment in result.output
+    assert "Nothing was written." in result.output
+    assert snapshot(app) == before
+
+
 def test_an_import_file_with_problems_is_listed_and_not_kept(app, admin, jane):
     """It may hold passwords: a file that fails its check is not stored for the confirm step."""
     before = snapshot(app)
@@ -760,6 +794,25 @@ def test_a_get_never_changes_state(app, admin, jane):
 
 OFF_SITE = ["https://evil.example/", "//evil.example/admin/", "/\\evil.example", "https:evil.example",
             "/\t/evil.example", "javascript:alert(1)", "/admin/\r\nSet-Cookie: x=1"]
+
+
+ADMIN_NAMES = {
+    # typed: logs in as admin?
+    "ADMIN": True,
+    "\uff41\uff44\uff4d\uff49\uff4e": True,  # full-width: NFKC makes it admin
+    "\u00e1dmin": False,
+    "admin\u200b": False,
+    "ad\u200dmin": False,
+    "\u3164admin": False,
+}
+
+
+@pytest.mark.parametrize(("typed", "logs_in"), ADMIN_NAMES.items(), ids=[repr(name) for name in ADMIN_NAMES])
+def test_an_admin_name_logs_in_only_in_its_canonical_form(app, client, admin_user, typed, logs_in):
+    response = AdminClient(client).login(typed, ADMIN_PASSWORD)
+    assert response.status_code == (302 if logs_in else 401)
+    if not logs_in:
+        assert "Wrong username or password." in response.text
 
 
 @pytest.mark.parametrize("target", OFF_SITE)

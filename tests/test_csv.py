@@ -124,11 +124,10 @@ def test_export_applies_every_filter_of_the_list(app, admin, domains):
         accounts.set_accounts_active([alice], False)
         get_session().get(MailAccount, gone).deleted_at = utcnow()
         get_session().commit()
-        example = get_session().scalar(sa.select(MailAccount.domain_id).where(MailAccount.id == alice))
     emails = lambda query: [line["email"] for line in exported(admin.get(EXPORT + query))]  # noqa: E731
     assert emails("") == ["albert@other.org", "alice@example.com", "bob@example.com"]
     assert emails("?q=al") == ["albert@other.org", "alice@example.com"]
-    assert emails(f"?q=al&domain={example}") == ["alice@example.com"]
+    assert emails("?q=al&domain=example.com") == ["alice@example.com"]
     assert emails("?status=suspended") == ["alice@example.com"]
     assert emails("?status=deleted") == ["carl@example.com"]
     assert emails("?twofa=on") == []

@@ -21,6 +21,7 @@ from opmail.db import get_engine, get_session
 from opmail.models import (
     MailAccount,
     MailAlias,
+    MailDomain,
     MailForward,
     MailGroup,
     MailGroupMember,
@@ -61,7 +62,7 @@ def test_user_query_gives_home_ids_and_quota_rule_the_database_can_run(app):
     user_query = query(
         generated(app, mail_root="/srv/mail/", uid=8, gid=12)[dovecot.SQL_FILE], "user_query"
     )
-    assert "'/srv/mail/%Ld/%Ln' AS home, 8 AS uid, 12 AS gid" in user_query
+    assert "a.email AS user, '/srv/mail/%Ld/%Ln' AS home, 8 AS uid, 12 AS gid" in user_query
     # Run it as Dovecot would, with its variables filled in: the backend's own string syntax.
     sql = user_query.removeprefix("user_query = ")
     sql = (
@@ -69,7 +70,53 @@ def test_user_query_gives_home_ids_and_quota_rule_the_database_can_run(app):
     )
     with app.app_context(), get_engine().connect() as connection:
         found = connection.exec_driver_sql(sql).all()  # not text(): ":storage" is no bind parameter
-    assert found == [("/srv/mail/example.com/jane", 8, 12, "*:storage=100M")]
+    assert found == [("jane@example.com", "/srv/mail/example.com/jane", 8, 12, "*:storage=100M")]
+
+
+def for_login(sql: str, login: str) -> str:
+    """A query with Dovecot's variables for ``login`` filled in (Dovecot escapes them; these are plain)."""
+    local, _, domain = login.partition("@")
+    return sql.split(" = ", 1)[1].replace("%Lu", login).replace("%Ld", domain).replace("%Ln", local)
+
+
+@pytest.mark.parametrize("login", ["anna@bücher.example", "anna@xn--bcher-kva.example"])
+def test_an_international_address_logs_in_in_both_forms_by_index(app, login):
+    """Issue 15: Dovecot refused anna@bücher.example. Both forms find the stored account, and its
+    Maildir under the stored domain; each SELECT reads indexes only (no table scan)."""
+    add_domain(app, "bücher.example")
+    add_account(app, "anna@bücher.example", quota_mb=5)
+    add_domain(app, "example.com")
+    add_account(app, "anna@example.com")
+    sql = generated(app, mail_root="/srv/mail", uid=8, gid=12)[dovecot.SQL_FILE]
+    password_query = for_login(query(sql, "password_query"), login)
+    user_query = for_login(query(sql, "user_query"), login)
+    with app.app_context(), get_engine().connect() as connection:
+        [(user, password)] = connection.exec_driver_sql(password_query).all()
+        users = connection.exec_driver_sql(user_query).all()
+        if connection.dialect.name == "sqlite":
+            plans = [" ".join(row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {q}"))
+                     for q in (password_query, user_query)]
+            assert not any("SCAN a" in plan or "SCAN d" in plan for plan in plans), plans
+        else:
+            for q in (password_query, user_query):
+                plan = connection.exec_driver_sql(f"EXPLAIN {q}").mappings().all()
+                assert all(row["type"] != "ALL" for row in plan if row["table"] in ("a", "d")), plan
+    assert user == "anna@xn--bcher-kva.example" and password.startswith("{BLF-CRYPT}")
+    assert users == [("anna@xn--bcher-kva.example", "/srv/mail/xn--bcher-kva.example/anna", 8, 12, "*:storage=5M")]
+
+
+def test_only_international_domains_have_a_unicode_form(app):
+    add_domain(app, "bücher.example")
+    add_domain(app, "example.com")
+    assert sorted(rows(app, sa.select(MailDomain.domain, MailDomain.unicode_domain))) == [
+        ("example.com", None),
+        ("xn--bcher-kva.example", "bücher.example"),
+    ]
+
+
+def test_logins_may_hold_any_character(app):
+    """Dovecot's default auth_username_chars refuses ü before it asks the database."""
+    assert "\nauth_username_chars =\n" in generated(app)[dovecot.SNIPPET]
 
 
 def test_snippet_wires_sql_quota_clone_and_the_dict(app):
@@ -167,7 +214,13 @@ def test_cli_writes_the_files_with_the_password_readable_by_their_server_only(ap
     assert f"args = {out}/dovecot/dovecot-sql.conf.ext" in (out / dovecot.SNIPPET).read_text()
     driver = "sqlite" if app.config["DATABASE_URL"].startswith("sqlite") else "mysql"
     main_cf = (out / dovecot.POSTFIX_MAIN).read_text()
-    assert f"virtual_alias_maps = proxy:{driver}:{out}/postfix/opmail/virtual-alias-maps.cf" in main_cf
+    assert (
+        f"virtual_alias_maps = proxy:{driver}:{out}/postfix/opmail/unicode-addresses.cf, "
+        f"proxy:{driver}:{out}/postfix/opmail/virtual-alias-maps.cf\n"
+    ) in main_cf
+    assert f"\ntransport_maps = proxy:{driver}:{out}/postfix/opmail/transport-maps.cf\n" in main_cf
+    # The service transport-maps.cf names, for mail in the Unicode form (SMTPUTF8; issue 15).
+    assert "\nopmail-lda unix " in (out / dovecot.POSTFIX_MASTER).read_text()
 
 
 def test_cli_refuses_a_mail_root_that_would_break_the_query(app, runner):
@@ -315,7 +368,7 @@ def test_refresh_usage_reads_another_mail_root(app, runner, mailboxes, tmp_path)
 
 # The values Postfix and Dovecot put into the queries for one address.
 LOOKUP_VALUES = {"%s": "user7@demo00001.example", "%d": "demo00001.example", "%Lu": "user7@demo00001.example",
-                 "%Ld": "demo00001.example", "%Ln": "user7"}
+                 "%Ld": "demo00001.example", "%Ln": "user7", "%u": "user7"}
 
 
 def filled(query: str) -> str:

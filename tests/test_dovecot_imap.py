@@ -18,6 +18,7 @@ import bcrypt as pyca_bcrypt
 import pytest
 import sqlalchemy as sa
 
+from opmail.addresses import normalize_domain
 from opmail.admin.format import size_label
 from opmail.db import get_engine
 from opmail.models import MailAccount, MailDomain, MailQuotaUsage
@@ -294,3 +295,54 @@ def test_doveadm_checks_of_the_guide_work(dovecot, admin, domain):
     fields = dict(line.split("\t", 1) for line in user.stdout.splitlines())
     assert fields["home"] == f"{dovecot.mail_root}/{domain}/jane"
     assert fields["quota_rule"] == "*:storage=100M"
+
+
+# --- International domains (issue 15) ------------------------------------------------------------
+
+def sasl_plain_login(dovecot: MailServer, login: str, password: str) -> bool:
+    """AUTHENTICATE PLAIN, whose credentials are UTF-8 by definition (imaplib's LOGIN is ASCII)."""
+    import imaplib
+
+    imap = imaplib.IMAP4("127.0.0.1", dovecot.imap_port, timeout=10)
+    try:
+        imap.authenticate("PLAIN", lambda _: b"\0" + login.encode() + b"\0" + password.encode())
+    except imaplib.IMAP4.error as error:
+        if "AUTHENTICATIONFAILED" not in str(error):
+            raise
+        return False
+    finally:
+        imap.shutdown()
+    return True
+
+
+@pytest.fixture
+def idn_domain(admin) -> tuple[str, str]:
+    """An international domain added in Unicode: (its Unicode form, its stored xn-- form)."""
+    label = f"bücher{secrets.token_hex(3)}"
+    response = admin.post("/admin/domains/new/", {"domain": f"{label}.example"})
+    assert response.status_code == 302, response.text
+    return f"{label}.example", normalize_domain(f"{label}.example")
+
+
+def test_an_international_address_logs_in_in_both_forms(dovecot, admin, idn_domain):
+    """Dovecot refused anna@bücher.example (its default auth_username_chars, and no lookup of the
+    Unicode form). Both forms log in, to the one mailbox; a wrong password is still refused."""
+    shown, stored = idn_domain
+    add_account(admin, f"anna@{shown}")
+    assert dovecot.can_log_in(f"anna@{stored}", PASSWORD)
+    assert sasl_plain_login(dovecot, f"anna@{stored}", PASSWORD)
+    assert sasl_plain_login(dovecot, f"anna@{shown}", PASSWORD)
+    assert not sasl_plain_login(dovecot, f"anna@{shown}", PASSWORD + "x")
+    assert not sasl_plain_login(dovecot, f"bob@{shown}", PASSWORD)
+    # The Unicode form is the stored account: the same user and home for every Dovecot service.
+    found = dovecot.doveadm("user", f"anna@{shown}")
+    assert re.search(rf"^user\s+anna@{re.escape(stored)}$", found, re.M), found
+    assert re.search(rf"^home\s+\S+/{re.escape(stored)}/anna$", found, re.M), found
+
+
+def test_an_international_address_is_refused_when_suspended_in_both_forms(dovecot, admin, idn_domain):
+    shown, stored = idn_domain
+    account_id = add_account(admin, f"anna@{shown}")
+    bulk(admin, "suspend", account_id)
+    assert not sasl_plain_login(dovecot, f"anna@{shown}", PASSWORD)
+    assert not sasl_plain_login(dovecot, f"anna@{stored}", PASSWORD)

@@ -43,6 +43,9 @@ def test_opmail_user_creates_upgrades_and_uses_the_schema(empty_database, tmp_pa
             connection.exec_driver_sql("DROP TABLE mail_addresses, mail_forwards, mail_sieve_scripts")
             connection.exec_driver_sql("ALTER TABLE mail_groups DROP INDEX ix_mail_groups_email, DROP COLUMN email")
             connection.exec_driver_sql("ALTER TABLE admins DROP COLUMN totp_pending_secret")
+            connection.exec_driver_sql(
+                "ALTER TABLE admins MODIFY username VARCHAR(64) COLLATE utf8mb4_unicode_ci NOT NULL"
+            )
             connection.exec_driver_sql("UPDATE opmail_alembic_version SET version_num = '56473bf69181'")
         root.dispose()
         with app.app_context():
@@ -54,6 +57,8 @@ def test_opmail_user_creates_upgrades_and_uses_the_schema(empty_database, tmp_pa
                 "Added index ix_mail_groups_email",
                 "Claimed the addresses of the existing accounts and aliases",
                 "Added column admins.totp_pending_secret",
+                "Changed admins.username to compare exactly (utf8mb4_bin)",
+                "Checked the names of 0 admin(s) against their canonical form (NFKC, lower-case)",
             ]
         add_domain(app, "example.com")
         account_id = add_account(app, "jane@example.com")

@@ -357,3 +357,50 @@ def test_who_may_send_as_an_address(mail_server, app, admin, domain):
     assert logins(f"sales@{domain}") == {f"jane@{domain}"}
     assert logins(f"crew@{domain}") == {f"bob@{domain}"}
     assert logins(f"nobody@{domain}") == set()
+
+
+# --- International domains (issue 15) ------------------------------------------------------------
+
+def send_smtputf8(server: MailServer, recipient: str, subject: str) -> None:
+    """Send as a server that speaks SMTPUTF8 does: the recipient as written, UTF-8 on the wire."""
+    import smtplib
+
+    message = EmailMessage()
+    message["From"] = f"someone@{OUTSIDE}"
+    message["To"] = recipient
+    message["Subject"] = subject
+    message.set_content("Hallo.\n")
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=30) as smtp:
+        refused = smtp.send_message(message, f"someone@{OUTSIDE}", [recipient], mail_options=["SMTPUTF8"])
+    assert not refused, refused
+
+
+@pytest.fixture
+def idn_domain(admin) -> tuple[str, str]:
+    """An international domain added in Unicode: (its Unicode form, its stored xn-- form)."""
+    from opmail.addresses import normalize_domain
+
+    shown = f"bücher{secrets.token_hex(3)}.example"
+    post_ok(admin, "/admin/domains/new/", {"domain": shown})
+    return shown, normalize_domain(shown)
+
+
+def test_mail_to_an_international_address_arrives_in_both_forms(mail_server, admin, idn_domain):
+    shown, stored = idn_domain
+    add_account(admin, f"anna@{shown}")
+    mail_server.send(sender(), [f"anna@{stored}"], "ACE form")
+    send_smtputf8(mail_server, f"anna@{shown}", "Unicode form")
+    delivered(mail_server, f"anna@{stored}", ["ACE form", "Unicode form"])
+
+
+def test_an_unknown_international_address_is_refused_at_rcpt_in_both_forms(mail_server, admin, idn_domain):
+    import smtplib
+
+    shown, stored = idn_domain
+    add_account(admin, f"anna@{shown}")
+    assert mail_server.rcpt(f"nobody@{stored}")[0] == 550
+    with smtplib.SMTP("127.0.0.1", mail_server.smtp_port, timeout=30) as smtp:
+        smtp.ehlo("outside.test")
+        assert smtp.mail(f"someone@{OUTSIDE}", ["SMTPUTF8"])[0] == 250
+        code, _ = smtp.rcpt(f"nobody@{shown}")
+    assert code == 550

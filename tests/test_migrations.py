@@ -22,7 +22,7 @@ from alembic.script import ScriptDirectory
 from opmail.migrations import SCRIPT_LOCATION, VERSION_TABLE, alembic_config, upgrade
 from opmail.models import Base
 from opmail.passwords import hash_password
-from tests.conftest import ADMIN_PASSWORD, log_in, make_app, mysql_database
+from tests.conftest import ADMIN_PASSWORD, AdminClient, log_in, make_app, mysql_database
 from tests.test_usage_sort import MB, dovecot_upsert, listed
 
 SNAPSHOTS = Path(__file__).resolve().parent / "schema_snapshots"
@@ -360,3 +360,49 @@ def test_embedded_opmail_migrates_its_bind_only(empty_url, engine, tmp_path):
     with host.connect() as connection:
         assert not set(sa.inspect(connection).get_table_names()) & {VERSION_TABLE, *Base.metadata.tables}
     host.dispose()
+
+
+def test_admin_names_are_brought_to_their_canonical_form_and_clashes_reported(empty_url, engine, tmp_path):
+    """Issue 15: names stored before are lower-cased (so the canonical login finds them); a name that
+    cannot be (an invisible character in it) is named in the printout and left, never merged."""
+    load(engine, "01_first_release")
+    with engine.begin() as connection:
+        for admin_id, name in [(2, "Ops"), (3, "bob\u200b")]:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO admins (id, username, password, created_at, updated_at) "
+                    "VALUES (:id, :name, :hash, :now, :now)"
+                ),
+                {"id": admin_id, "name": name, "hash": ADMIN_HASH, "now": NOW},
+            )
+    app = make_app(empty_url, tmp_path)
+
+    output = init_db(app)
+
+    assert "Renamed admin 'Ops' to 'ops' (names are lower-case now)" in output
+    assert (
+        # repr: the invisible character shows as its escape, so the operator sees it.
+        "Left admin 'bob\\u200b' as it is (it holds an invisible character): it cannot log in until "
+        "renamed or deleted by hand" in output
+    )
+    with engine.connect() as connection:
+        assert sorted(connection.scalars(sa.text("SELECT username FROM admins"))) == ["admin", "bob\u200b", "ops"]
+    client = app.test_client()
+    assert AdminClient(client).login("Ops", ADMIN_PASSWORD).status_code == 302
+
+
+def test_the_unicode_form_of_existing_international_domains_is_filled(empty_url, engine, tmp_path):
+    """Issue 15: Dovecot finds a login typed in Unicode through mail_domains.unicode_domain."""
+    load(engine, "11_versioned")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO mail_domains (id, domain, is_active, created_at, updated_at) "
+            f"VALUES (2, 'xn--bcher-kva.example', 1, '{NOW}', '{NOW}')"
+        )
+
+    output = init_db(make_app(empty_url, tmp_path))
+
+    assert "Filled mail_domains.unicode_domain for 1 international domain(s)" in output
+    with engine.connect() as connection:
+        found = connection.execute(sa.text("SELECT domain, unicode_domain FROM mail_domains ORDER BY id")).all()
+    assert found == [("example.com", None), ("xn--bcher-kva.example", "bücher.example")]

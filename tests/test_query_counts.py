@@ -51,6 +51,10 @@ def fill(app, domains: int, accounts_per_domain: int, prefix: str = "d") -> list
         "/admin/domains/",
         "/admin/aliases/",
         "/admin/aliases/?q=*u",
+        "/admin/accounts/?domain=d1.example&sort=usage",
+        "/admin/aliases/?domain=d0.example",
+        "/admin/accounts/domain-options/?domain=d",
+        "/admin/aliases/domain-options/?domain=bü",
     ],
 )
 def test_list_statement_count_does_not_grow_with_rows(app, admin, url):
@@ -62,6 +66,19 @@ def test_list_statement_count_does_not_grow_with_rows(app, admin, url):
     with count_statements(app) as large:
         assert admin.get(url).status_code == 200
     assert len(large) == len(small) <= 6, large
+
+
+@pytest.mark.parametrize("url", ["/admin/accounts/", "/admin/aliases/?domain=d0.example"])
+def test_the_domain_filter_costs_one_statement_with_a_dropdown_or_a_typeahead(app, admin, url):
+    """150 domains: a dropdown of them all; 250: the typeahead. Both read the names once (at most 201)."""
+    fill(app, 150, 1)
+    with count_statements(app) as dropdown:
+        assert 'name="domain"' in admin.get(url).text
+    fill(app, 100, 0, prefix="more")
+    with count_statements(app) as typeahead:
+        assert 'role="combobox"' in admin.get(url).text
+    assert len(typeahead) == len(dropdown), typeahead
+    assert any("LIMIT" in statement and "FROM mail_domains" in statement for statement in typeahead)
 
 
 @pytest.mark.parametrize(

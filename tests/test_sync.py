@@ -46,7 +46,8 @@ def app_overrides():
 
 
 def seed(app, state: str, *, domain_active: bool = True) -> None:
-    """example.com with jane's account ``absent``, ``live``, ``suspended`` or ``soft_deleted``."""
+    """example.com with jane's account ``absent``, ``live``, ``suspended``, ``soft_deleted`` or
+    ``suspended_deleted`` (an admin suspended it, then the Panel deleted it)."""
     with app.app_context():
         db = get_session()
         domain = MailDomain(domain="example.com", is_active=domain_active)
@@ -59,8 +60,8 @@ def seed(app, state: str, *, domain_active: bool = True) -> None:
                 password=OLD_HASH,
                 display_name="Jane",
                 quota_mb=100,
-                is_active=state != "suspended",
-                deleted_at=EARLIER if state == "soft_deleted" else None,
+                is_active=state not in ("suspended", "suspended_deleted"),
+                deleted_at=EARLIER if state in ("soft_deleted", "suspended_deleted") else None,
             ))
         db.commit()
 
@@ -307,8 +308,11 @@ MATRIX = [
     # action, state before, outcome, account after (None: no row)
     ("create", "absent", "created", {**UPSERTED, "display_name": None}),
     ("create", "live", "updated", {**UPSERTED, "display_name": "Jane"}),
-    ("create", "suspended", "updated", {**UPSERTED, "display_name": "Jane"}),
+    # An admin's suspension wins over the Panel's create (issue 15): password and quota change, the
+    # account stays suspended, and the sync log says so; a soft-deleted one is still revived.
+    ("create", "suspended", "still suspended", {**UPSERTED, "is_active": False, "display_name": "Jane"}),
     ("create", "soft_deleted", "revived", {**UPSERTED, "display_name": "Jane"}),
+    ("create", "suspended_deleted", "still suspended", {**UPSERTED, "is_active": False, "display_name": "Jane"}),
     ("delete", "absent", "noop", None),
     ("delete", "live", "deleted", {**LIVE, "deleted_at": SYNCED, "last_synced_at": SYNCED}),
     ("delete", "suspended", "deleted", {**LIVE, "is_active": False, "deleted_at": SYNCED, "last_synced_at": SYNCED}),
@@ -597,3 +601,31 @@ def test_sync_secret_command_prints_a_new_secret_and_the_env_line(runner):
     lines = re.findall(r"^MAIL_SYNC_SECRET=([0-9a-f]{32})$", first.output + second.output, re.M)
     assert len(lines) == 2 and lines[0] != lines[1]
     assert ".env" in first.output
+
+
+def test_fass_and_fa_sharp_s_are_two_domains_under_idna_2008(app, client):
+    """Issue 15: under IDNA 2003 a create for jane@faß.de changed the password of jane@fass.de, while
+    jane@xn--fa-hia.de (the same address in IDNA 2008) made a second row."""
+    assert post(client, {"action": "create", "email": "jane@fass.de", "password": "fass password"}).status_code == 200
+    assert post(client, {"action": "create", "email": "jane@faß.de", "password": "sharp password"}).status_code == 200
+    again = post(client, {"action": "password", "email": "jane@xn--fa-hia.de", "password": "sharp again"})
+    assert again.status_code == 200
+
+    assert verify_password("fass password", account_row(app, "jane@fass.de")["password"])
+    assert verify_password("sharp again", account_row(app, "jane@xn--fa-hia.de")["password"])
+    with app.app_context():
+        assert sorted(get_session().scalars(select(MailAccount.email))) == ["jane@fass.de", "jane@xn--fa-hia.de"]
+        outcomes = get_session().execute(select(SyncEvent.email, SyncEvent.outcome).order_by(SyncEvent.id)).all()
+    assert outcomes == [("jane@fass.de", "created"), ("jane@xn--fa-hia.de", "created"), ("jane@xn--fa-hia.de", "password")]
+
+
+@pytest.mark.parametrize(
+    ("email", "fragment"),
+    [("jane@xn--zz.com", "not valid punycode"), ("jane@p\u0430ypal.com", "mixes Cyrillic and Latin letters")],
+)
+def test_a_bad_international_domain_is_a_422_naming_the_email(app, client, email, fragment):
+    before = snapshot(app)
+    response = post(client, {"action": "create", "email": email, "password": "a password"})
+    assert response.status_code == 422
+    assert fragment in response.json["errors"]["email"][0]
+    assert snapshot(app) == before

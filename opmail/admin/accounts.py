@@ -26,14 +26,20 @@ from ..queries import (
     account_groups,
     account_page,
     autoresponder_page,
-    domain_choices,
+    domain_is_active,
     group_choices,
     has_two_factor,
 )
 from ..rules import accounts, forwards, groups, imports
 from ..rules.core import BulkResult, MissingDomain, get_id, parse_quota
 from . import uploads
-from .base import ENTER_ADMIN_PASSWORD, WRONG_PASSWORD_NOTHING_DELETED, ProtectedView, row_or_404
+from .base import (
+    ENTER_ADMIN_PASSWORD,
+    WRONG_PASSWORD_NOTHING_DELETED,
+    DomainFilter,
+    ProtectedView,
+    row_or_404,
+)
 from .forms import (
     AccountCreateForm,
     AccountDetailsForm,
@@ -63,7 +69,7 @@ def bulk_message(result: BulkResult, verb: str) -> str:
     return message
 
 
-class AccountsView(ProtectedView, ModelView):
+class AccountsView(DomainFilter, ProtectedView, ModelView):
     """A Flask-Admin model view whose list, create and edit pages are opmail's own templates."""
 
     form_base_class = AdminForm
@@ -88,7 +94,7 @@ class AccountsView(ProtectedView, ModelView):
             "groups": group_choices(),
             "list_url": lambda **changes: self.get_url(".index_view", **filters.to_args(**changes)),
         }
-        return self.render_list_page("opmail/admin/accounts", context, status, domains=domain_choices)
+        return self.render_list_page("opmail/admin/accounts", context, status, domains=self.domain_filter_choices)
 
     @expose("/")
     def index_view(self):
@@ -307,6 +313,7 @@ class AccountsView(ProtectedView, ModelView):
             groups=account_groups(account.id),
             group_choices=group_choices(),
             maildir=accounts.maildir_path(account.email),
+            domain_active=domain_is_active(account.domain_id),
             forwarding_now=forwarding,
             **forms,
         ), status

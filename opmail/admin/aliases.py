@@ -7,13 +7,13 @@ from flask_admin import BaseView, expose
 
 from ..addresses import InvalidInput
 from ..htmx import is_htmx, toast
-from ..queries import AliasFilters, alias_page, domain_choices
+from ..queries import AliasFilters, alias_page
 from ..rules import aliases
-from .base import ProtectedView
+from .base import DomainFilter, ProtectedView
 from .forms import AdminForm, AliasDestinationsForm, AliasForm
 
 
-class AliasesView(ProtectedView, BaseView):
+class AliasesView(DomainFilter, ProtectedView, BaseView):
     """Aliases are addressed by their address (``?alias=``): one alias is several rows."""
 
     def render_list(self, form: AliasForm | None = None, status: int = 200):
@@ -24,7 +24,7 @@ class AliasesView(ProtectedView, BaseView):
             "form": form or AliasForm(formdata=None),
             "list_url": lambda **changes: self.get_url(".index_view", **filters.to_args(**changes)),
         }
-        return self.render_list_page("opmail/admin/aliases", context, status, domains=domain_choices)
+        return self.render_list_page("opmail/admin/aliases", context, status, domains=self.domain_filter_choices)
 
     @expose("/")
     def index_view(self):

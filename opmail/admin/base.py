@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import abort, current_app, g, make_response, redirect, request, session, url_for
+from flask_admin import expose
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms import ValidationError
 
@@ -15,6 +16,7 @@ from ..db import get_session
 from ..errors import add_page_handlers
 from ..htmx import is_htmx, redirect_client
 from ..models import MAX_ID
+from ..queries import domain_choices, domain_matches
 from ..rules.accounts import DeletionReport, maildir_path
 from ..rules.core import get_id
 from .forms import AdminPasswordForm
@@ -113,6 +115,26 @@ class ClampedPages:
 
     def get_list(self, page, *args, **kwargs):
         return super().get_list(min(max(page or 0, 0), MAX_ID // self.page_size), *args, **kwargs)
+
+
+class DomainFilter:
+    """Mixin for the lists filtered by domain (``?domain=example.com``, by name): the filter's
+    choices for the full page, and the picker's typeahead endpoint (behind the view's access check).
+
+    With up to DOMAIN_SELECT_MAX domains the filter is a plain dropdown of them all; above that a
+    text field (the form's ``domain`` field, so it filters without JS too) whose typing asks
+    ``domain_options_view`` for the first matches.
+    """
+
+    def domain_filter_choices(self) -> list[str] | None:
+        """Every domain for the dropdown, or None above DOMAIN_SELECT_MAX (the typeahead)."""
+        return domain_choices()
+
+    @expose("/domain-options/")
+    def domain_options_view(self):
+        """The picker's listbox (a fragment): the first domains whose name starts with ``?domain=``."""
+        typed = request.args.get("domain", "")[:254]
+        return self.render("opmail/admin/_domain_options.html", names=domain_matches(typed), typed=typed.strip())
 
 
 class ProtectedView:

@@ -21,7 +21,8 @@ from ..passwords import to_dovecot_hash
 from .core import ACCOUNT, AddressTaken, check_password_or_hash, check_quota, hash_new_password
 
 SYNC_ACTIONS = ("create", "delete", "password")
-SYNC_OUTCOMES = ("created", "updated", "revived", "deleted", "password", "noop")
+# "still suspended": a create that updated (or revived) an account an admin suspended; it stays so.
+SYNC_OUTCOMES = ("created", "updated", "revived", "still suspended", "deleted", "password", "noop")
 # Enough for a call that lost the race to add the same domain and then the same address.
 SYNC_ATTEMPTS = 3
 
@@ -102,7 +103,7 @@ _IDS = select(
     select(_ADDRESSES.c.kind).where(_ADDRESSES.c.address == bindparam("email")).scalar_subquery().label("holder"),
 )
 _LOCKED_BY_ID = (
-    select(_ACCOUNTS.c.id, _ACCOUNTS.c.deleted_at).where(_ACCOUNTS.c.id == bindparam("account_id")).with_for_update()
+    select(_ACCOUNTS.c.id, _ACCOUNTS.c.deleted_at, _ACCOUNTS.c.is_active).where(_ACCOUNTS.c.id == bindparam("account_id")).with_for_update()
 )
 # A domain the create adds an account to, held in share mode until the commit: creates in one
 # domain go on side by side, while an admin's delete of the domain (rules.domains) waits for them,
@@ -151,14 +152,16 @@ def _synced(
 
 
 def sync_create(email: str, password_hash: str, quota_mb: int, remote_addr: str | None) -> str:
-    """Upsert the Panel's account (and its domain): created, updated, or revived if soft-deleted."""
+    """Upsert the Panel's account (and its domain): created, updated, or revived if soft-deleted.
+
+    An admin's suspension wins: the Panel's create sets password and quota but never lifts it.
+    """
     domain = email.partition("@")[2]
 
     def change(connection: Connection, now: datetime) -> str:
         values = {
             "password": password_hash,
             "quota_mb": quota_mb,
-            "is_active": True,
             "deleted_at": None,
             "last_synced_at": now,
             "updated_at": now,
@@ -172,6 +175,8 @@ def sync_create(email: str, password_hash: str, quota_mb: int, remote_addr: str 
             account = connection.execute(_LOCKED_BY_ID, {"account_id": ids.account}).one_or_none()
             if account is not None:
                 connection.execute(_UPDATE_BY_ID, {"account_id": account.id, **values})
+                if not account.is_active:
+                    return "still suspended"
                 return "revived" if account.deleted_at is not None else "updated"
         domain_id = ids.domain
         if domain_id is not None:
@@ -187,7 +192,9 @@ def sync_create(email: str, password_hash: str, quota_mb: int, remote_addr: str 
         # The claim before the account: an alias or group that took the address meanwhile makes it
         # fail, and the next attempt answers with what holds it.
         connection.execute(_INSERT_CLAIM, {"address": email, "domain_id": domain_id, "kind": ACCOUNT})
-        connection.execute(_INSERT_ACCOUNT, {"email": email, "domain_id": domain_id, "created_at": now, **values})
+        connection.execute(
+            _INSERT_ACCOUNT, {"email": email, "domain_id": domain_id, "is_active": True, "created_at": now, **values}
+        )
         return "created"
 
     return _synced("create", email, remote_addr, change)

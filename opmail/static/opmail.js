@@ -157,3 +157,127 @@
     if (event.target.id === "opmail-bulk-action") showBulkFields();
   });
 })();
+
+// The domain picker (_macros.html domain_select, above 200 domains): a combobox whose listbox htmx
+// fills from the view's domain_options_view as the admin types. Arrows move, Enter or a click picks,
+// Escape closes (then restores the domain in force). Picking fills the text field and triggers
+// "opmail:domain-picked" on the wrapper, whose hx-get reloads the rows with the whole filter form;
+// leaving the field without picking restores the domain in force. Back/Forward: from the URL.
+(function () {
+  "use strict";
+
+  function parts(element) {
+    var picker = element && element.closest && element.closest("[data-domain-picker]");
+    if (!picker) return null;
+    var input = picker.querySelector("input");
+    return { picker: picker, input: input, list: document.getElementById(input.getAttribute("aria-controls")) };
+  }
+
+  function options(p) {
+    return Array.prototype.slice.call(p.list.querySelectorAll('[role="option"]:not([aria-disabled])'));
+  }
+
+  function committed(p) {
+    return p.input.dataset.committed !== undefined ? p.input.dataset.committed : p.input.defaultValue;
+  }
+
+  function close(p) {
+    p.list.hidden = true;
+    p.input.setAttribute("aria-expanded", "false");
+    p.input.removeAttribute("aria-activedescendant");
+  }
+
+  function highlight(p, index) {
+    var all = options(p);
+    all.forEach(function (option, i) { option.setAttribute("aria-selected", i === index ? "true" : "false"); });
+    if (index < 0 || index >= all.length) { p.input.removeAttribute("aria-activedescendant"); return; }
+    p.input.setAttribute("aria-activedescendant", all[index].id);
+    all[index].scrollIntoView({ block: "nearest" });
+  }
+
+  function active(p) {
+    var all = options(p);
+    for (var i = 0; i < all.length; i++) if (all[i].getAttribute("aria-selected") === "true") return i;
+    return -1;
+  }
+
+  function pick(p, value) {
+    p.input.value = value;
+    p.input.dataset.committed = value;
+    p.input.dataset.picked = "1";  // choices asked for before the pick must not reopen the list
+    close(p);
+    if (window.htmx) htmx.trigger(p.picker, "opmail:domain-picked");
+  }
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var p = parts(event.target);
+    if (!p || event.target !== p.list) return;
+    options(p).forEach(function (option, i) { option.id = p.list.id + "-" + i; });
+    // Answered after the admin moved on, or picked meanwhile.
+    if (document.activeElement !== p.input || p.input.dataset.picked) return close(p);
+    p.list.hidden = false;
+    p.input.setAttribute("aria-expanded", "true");
+    highlight(p, -1);
+  });
+
+  document.addEventListener("keydown", function (event) {
+    var p = parts(event.target);
+    if (!p || event.target !== p.input) return;
+    var all = options(p), index = active(p), open = !p.list.hidden;
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      if (!open) {
+        delete p.input.dataset.picked;
+        if (all.length) { p.list.hidden = false; p.input.setAttribute("aria-expanded", "true"); }
+        else if (window.htmx) htmx.trigger(p.input, "focus");
+        return;
+      }
+      var step = event.key === "ArrowDown" ? 1 : -1;
+      highlight(p, Math.max(0, Math.min(all.length - 1, index + step)));
+    } else if (event.key === "Enter") {
+      // Without JS the form submits the typed name; here the highlighted domain (or the typed text).
+      event.preventDefault();
+      pick(p, open && index >= 0 ? all[index].dataset.value : p.input.value.trim());
+    } else if (event.key === "Escape") {
+      event.preventDefault();  // a search field would clear itself
+      if (open) close(p);
+      else p.input.value = committed(p);
+    }
+  });
+
+  document.addEventListener("focusin", function (event) {
+    var p = parts(event.target);
+    if (p && event.target === p.input) delete p.input.dataset.picked;
+  });
+
+  document.addEventListener("input", function (event) {
+    var p = parts(event.target);
+    if (p && event.target === p.input) delete p.input.dataset.picked;
+    // Emptied (typed away or the field's clear button): all domains, at once.
+    if (p && event.target === p.input && p.input.value === "" && committed(p) !== "") pick(p, "");
+  });
+
+  // mousedown, not click: the text field must not lose focus (and the choice) first.
+  document.addEventListener("mousedown", function (event) {
+    var option = event.target.closest && event.target.closest('[data-domain-picker] [role="option"]');
+    if (!option) return;
+    event.preventDefault();
+    if (option.dataset.value !== undefined) pick(parts(option), option.dataset.value);
+  });
+
+  document.addEventListener("focusout", function (event) {
+    var p = parts(event.target);
+    if (!p || event.target !== p.input) return;
+    close(p);
+    p.input.value = committed(p);  // typed but not picked: the domain in force stays
+  });
+
+  // Back/Forward: the restored page shows the filter of its URL (a snapshot holds stale values).
+  document.addEventListener("htmx:historyRestore", function () {
+    var domain = new URLSearchParams(window.location.search).get("domain") || "";
+    document.querySelectorAll("[data-domain-filter]").forEach(function (field) {
+      field.value = domain;
+      if (field.tagName === "INPUT") { field.dataset.committed = domain; close(parts(field)); }
+    });
+  });
+})();
