@@ -30,6 +30,8 @@
 
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") return;
+    // The domain picker's Escape closes its list; it is not meant for the toasts.
+    if (event.target.closest && event.target.closest(".opmail-domain-picker")) return;
     var toasts = document.querySelectorAll("#opmail-toasts .alert");
     if (toasts.length) toasts[toasts.length - 1].remove();
   });
