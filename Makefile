@@ -1,10 +1,11 @@
-# The two commands of the README. Both set up .venv first (again only when a lock file changes):
+# The two commands of the README (`make run PORT=5001` serves on another port). Both set up .venv first (again only when a lock file changes):
 # `run` from requirements.txt (the app), `test` from requirements-test.txt (the app and its test
 # tools). Both lock files pin every package with its hashes; they are made from pyproject.toml by
 # `make lock`.
 VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
+PORT ?= 5000
 PIP_TOOLS := pip-tools==7.7.0
 COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links --extra mysql --extra redis --extra standalone
@@ -29,7 +30,7 @@ $(VENV)/.installed-test: requirements-test.txt $(VENV)/.created
 run: $(VENV)/.installed-app
 	$(FLASK) opmail init-db
 	$(FLASK) opmail first-admin
-	$(FLASK) run --host 127.0.0.1 --port 5000
+	$(FLASK) run --host 127.0.0.1 --port $(PORT)
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -56,9 +56,20 @@ def diff(old: dict[str, object], new: dict[str, object]) -> dict[str, list[objec
 
 
 def record(db: Session, action: str, targets: Iterable[str], changes: Changes | None = None) -> None:
-    """Add one admin_events row to ``db``'s transaction, if an admin is acting and anything changed."""
+    """Add one admin_events row to ``db``'s transaction, if an admin is acting and anything changed.
+
+    With ``changes``, only its fields whose value moved count: a target none of whose fields moved
+    (suspending a suspended account) is left out, and with no target left there is no row.
+    """
     actor = current_actor()
     targets = list(targets)
+    if changes is not None:
+        moved = {
+            target: {name: pair for name, pair in fields.items() if pair[0] != pair[1]}
+            for target, fields in changes.items()
+        }
+        changes = {target: fields for target, fields in moved.items() if fields}
+        targets = [target for target in targets if target in changes]
     if actor is None or not targets:
         return
     db.add(

@@ -402,8 +402,12 @@ def test_delete_dialog_and_wrong_password_delete_nothing(app, admin, jane_with_e
 
 def test_delete_runs_the_cascade_and_shows_the_maildir_hint(app, admin, jane_with_everything, tmp_path):
     jane, maildir = jane_with_everything
-    response = admin.post(f"/admin/accounts/delete/?id={jane}", {"admin_password": ADMIN_PASSWORD})
+    posted = admin.post(f"/admin/accounts/delete/?id={jane}", {"admin_password": ADMIN_PASSWORD})
+    # Post/Redirect/Get: the report is a page of its own, and reloading it posts nothing.
+    assert posted.status_code == 303 and posted.location == "/admin/accounts/deleted/"
+    response = admin.client.get(posted.location)
     assert response.status_code == 200
+    assert "Account jane@example.com deleted." in admin.client.get(posted.location).text  # a reload
     assert "Account jane@example.com deleted." in response.text
     assert "1 alias removed (j@example.com), 2 alias destinations removed" in response.text
     assert "1 autoresponder" in response.text and "1 group membership" in response.text
@@ -453,15 +457,35 @@ def test_bulk_quota(app, admin, three):
         ({"action": "quota", "quota_mb": "-1", "rowid": "1"}, "between 0 and 10,000,000 MB"),
         ({"action": "quota", "quota_mb": "lots", "rowid": "1"}, "whole number of MB"),
         ({"action": "delete", "admin_password": "wrong", "rowid": "1"}, "Wrong admin password: nothing was deleted."),
-        ({"action": "delete", "rowid": "1"}, "Wrong admin password: nothing was deleted."),
+        ({"action": "delete", "rowid": "1"}, "Enter your admin password."),
+        ({"action": "delete", "admin_password": "", "rowid": "1"}, "Enter your admin password."),
+        # With nothing ticked, every action says so first (not what else it is missing).
+        ({"action": "quota", "quota_mb": ""}, "Select at least one account first."),
+        ({"action": "quota", "quota_mb": "abc"}, "Select at least one account first."),
+        ({"action": "delete", "admin_password": ""}, "Select at least one account first."),
+        ({"action": "unsuspend"}, "Select at least one account first."),
     ],
 )
 def test_bulk_refusals_say_why_and_change_nothing(app, admin, three, data, message):
     before = snapshot(app)
     response = admin.post(ACTION, {**data, "url": LIST}, htmx=True)
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert message in response.headers["HX-Trigger"] and '"error"' in response.headers["HX-Trigger"]
     assert snapshot(app) == before
+
+
+def test_a_refused_bulk_action_keeps_the_ticked_rows(admin, three):
+    response = admin.post(ACTION, {"action": "quota", "quota_mb": "abc", "rowid": three[:2], "url": LIST}, htmx=True)
+    assert response.status_code == 422
+    ticked = re.findall(r'name="rowid" value="(\d+)"[^>]*checked', response.text)
+    assert sorted(ticked) == sorted(str(i) for i in three[:2])
+    assert '<option value="quota" selected>' in response.text and 'value="abc"' in response.text
+
+
+def test_a_refused_bulk_delete_never_sends_the_password_back(admin, three):
+    response = admin.post(ACTION, {"action": "delete", "admin_password": "wrong-secret", "rowid": three[:1], "url": LIST}, htmx=True)
+    assert response.status_code == 422 and '<option value="delete" selected>' in response.text
+    assert "wrong-secret" not in response.text
 
 
 def test_bulk_with_a_stale_id_applies_the_rest_and_says_what_was_skipped(app, admin, three):
@@ -479,4 +503,4 @@ def test_bulk_delete_with_password(app, admin, three, tmp_path):
 
 def test_toast_text_with_html_stays_text(app, admin):
     """Toasts go through HX-Trigger JSON and are shown with textContent by opmail.js."""
-    assert "toast.textContent = message" in (Path(app.root_path) / "static" / "opmail.js").read_text()
+    assert "text.textContent = message" in (Path(app.root_path) / "static" / "opmail.js").read_text()

@@ -81,6 +81,28 @@ def test_disable_and_enable_in_place(app, admin):
     assert rows(app, sa.select(MailDomain.is_active)) == [(True,)]
 
 
+def test_a_big_delete_report_fits_the_session_cookie(app, admin):
+    """The page after the redirect reads the report from the session cookie (4 KB in a browser):
+    the first names and the counts, never every address."""
+    domain = add_domain(app, "a-rather-long-domain-name-for-the-cookie.example")
+    for n in range(60):
+        add_account(app, f"someone-with-a-long-local-part-{n:02d}@a-rather-long-domain-name-for-the-cookie.example")
+    form = {"admin_password": ADMIN_PASSWORD, "newest_account": re.search(
+        r'name="newest_account" value="(\d+)"', admin.get(f"/admin/domains/delete/?id={domain}").text).group(1)}
+    posted = admin.post(f"/admin/domains/delete/?id={domain}", form)
+    assert posted.status_code == 303
+    cookie = next(c for c in posted.headers.getlist("Set-Cookie") if c.startswith("session="))
+    assert len(cookie) < 4000
+    done = admin.client.get(posted.location)
+    assert "60 accounts: someone-with-a-long-local-part-00@" in done.text
+    assert re.search(r"… and [1-9]\d* more</li>", done.text)
+
+
+def test_the_deleted_page_without_a_delete_goes_to_the_list(admin):
+    response = admin.client.get("/admin/domains/deleted/")
+    assert response.status_code == 302 and response.location == "/admin/domains/"
+
+
 def test_delete_lists_what_goes_and_needs_the_password(app, admin):
     domain = add_domain(app)
     add_account(app, "a@example.com")
@@ -93,7 +115,9 @@ def test_delete_lists_what_goes_and_needs_the_password(app, admin):
     wrong = admin.post(f"/admin/domains/delete/?id={domain}", {"admin_password": "nope"})
     assert wrong.status_code == 422 and "Wrong admin password: nothing was deleted." in wrong.text
     assert snapshot(app) == before
-    done = admin.post(f"/admin/domains/delete/?id={domain}", {"admin_password": ADMIN_PASSWORD})
+    posted = admin.post(f"/admin/domains/delete/?id={domain}", {"admin_password": ADMIN_PASSWORD})
+    assert posted.status_code == 303 and posted.location == "/admin/domains/deleted/"
+    done = admin.client.get(posted.location)
     assert done.status_code == 200 and "Domain example.com deleted." in done.text
     assert "rm -rf" in done.text and "/example.com/a/Maildir" in done.text
     assert rows(app, sa.select(MailDomain.id)) == []
@@ -129,7 +153,7 @@ def test_accounts_added_after_the_dialog_stop_the_delete(app, admin):
     assert "1 account was added to example.com meanwhile: nothing was deleted. Look again" in refused.text
     assert "2 accounts" in refused.text  # the dialog again, as the domain is now
     assert snapshot(app) == before
-    done = admin.post(f"/admin/domains/delete/?id={domain}", delete_form(admin, domain))
+    done = admin.post(f"/admin/domains/delete/?id={domain}", delete_form(admin, domain), follow_redirects=True)
     assert done.status_code == 200 and "Domain example.com deleted." in done.text
     assert rows(app, sa.select(MailAccount.email)) == []
 
@@ -171,6 +195,8 @@ def test_a_panel_create_during_the_delete_waits_and_adds_the_domain_again(app, a
     finally:
         event.remove(engine, "before_cursor_execute", panel_calls_now)
         panel.join(timeout=30)
+    assert deleted.status_code == 303
+    deleted = admin.client.get(deleted.location)
     assert deleted.status_code == 200 and "Domain example.com deleted." in deleted.text
     assert "/example.com/a/Maildir" in deleted.text and "/example.com/jane/Maildir" not in deleted.text
     assert [(answer.status_code, answer.json) for answer in panel_answers] == [(200, {"status": "ok"})]

@@ -240,7 +240,9 @@ def test_delete_dialog_checks_the_host_users_own_password(host, staff):
     wrong = staff.post(f"/admin/mail/accounts/delete/?id={jane}", {"admin_password": "not it"})
     assert wrong.status_code == 422 and "Wrong admin password: nothing was deleted." in wrong.text
     assert rows(host, sa.select(MailAccount.email)) == [("jane@example.com",)]
-    done = staff.post(f"/admin/mail/accounts/delete/?id={jane}", {"admin_password": PASSWORD})
+    posted = staff.post(f"/admin/mail/accounts/delete/?id={jane}", {"admin_password": PASSWORD})
+    assert posted.status_code == 303 and posted.location == "/admin/mail/accounts/deleted/"
+    done = staff.client.get(posted.location)
     assert done.status_code == 200 and "Account jane@example.com deleted." in done.text
     assert rows(host, sa.select(MailAccount.email)) == []
 

@@ -33,7 +33,13 @@ from ..queries import (
 from ..rules import accounts, forwards, groups, imports
 from ..rules.core import BulkResult, MissingDomain, get_id, parse_quota
 from . import uploads
-from .base import WRONG_PASSWORD_NOTHING_DELETED, DomainFilter, ProtectedView, row_or_404
+from .base import (
+    ENTER_ADMIN_PASSWORD,
+    WRONG_PASSWORD_NOTHING_DELETED,
+    DomainFilter,
+    ProtectedView,
+    row_or_404,
+)
 from .forms import (
     AccountCreateForm,
     AccountDetailsForm,
@@ -48,10 +54,11 @@ from .forms import (
 # Plain passwords are hashed within the request (bcrypt cost 12 ≈ 0.25 s each): bigger files go
 # through ``flask opmail import-accounts``, which takes account_csv.MAX_ROWS.
 IMPORT_MAX_ROWS = 1_000
+SELECT_FIRST = "Select at least one account first."
 
 
 def _plural(count: int, noun: str = "account") -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def bulk_message(result: BulkResult, verb: str) -> str:
@@ -71,9 +78,15 @@ class AccountsView(DomainFilter, ProtectedView, ModelView):
 
     # --- list ------------------------------------------------------------------------------------
 
-    def render_list(self, filters: AccountFilters, status: int = 200):
-        """The whole page, or only the table fragment for htmx (same partial either way)."""
+    def render_list(
+        self, filters: AccountFilters, status: int = 200, selected: frozenset[str] = frozenset(), bulk: dict | None = None
+    ):
+        """The whole page, or only the table fragment for htmx (same partial either way); rows whose
+        ids are in ``selected`` stay ticked and ``bulk`` refills the Bulk Actions bar (a refused bulk
+        action keeps what the admin chose, to correct only what was wrong)."""
         context = {
+            "selected": selected,
+            "bulk": bulk or {},
             "filters": filters,
             "page": account_page(filters),
             "statuses": STATUSES,
@@ -94,17 +107,23 @@ class AccountsView(DomainFilter, ProtectedView, ModelView):
         return name in self._actions_data
 
     def _bulk_done(self, message: str, category: str = "success"):
-        """Announce the result and show the list again, in place for htmx."""
+        """Announce the result and show the list again, in place for htmx; after a refusal (422)
+        with the same rows still ticked, so the admin only corrects what was wrong."""
         return_url = request.form.get("url", "")
         filters = AccountFilters.from_args(MultiDict(parse_qsl(urlsplit(return_url).query)))
         if is_htmx():
+            if category == "error":
+                selected = frozenset(request.form.getlist("rowid"))
+                # The password is never sent back.
+                bulk = {name: request.form.get(name, "") for name in ("action", "quota_mb", "group_id")}
+                return toast(self.render_list(filters, 422, selected, bulk), message, category)
             return toast(self.render_list(filters), message, category)
         flash(message, "error" if category == "error" else category)
         return redirect(self.get_url(".index_view", **filters.to_args()))
 
     def _bulk(self, ids, rule, verb: str, *args):
         if not ids:
-            return self._bulk_done("Select at least one account first.", "error")
+            return self._bulk_done(SELECT_FIRST, "error")
         try:
             result = rule(ids, *args)
         except InvalidInput as error:
@@ -114,6 +133,8 @@ class AccountsView(DomainFilter, ProtectedView, ModelView):
     @action("quota", "Edit Quota")
     def action_quota(self, ids):
         typed = request.form.get("quota_mb", "").strip()
+        if not ids:
+            return self._bulk_done(SELECT_FIRST, "error")
         if not typed:
             # Edit Quota is the dropdown's first choice: a blank must not mean "make it unlimited".
             return self._bulk_done("Enter the new quota in MB (0 = unlimited).", "error")
@@ -141,7 +162,10 @@ class AccountsView(DomainFilter, ProtectedView, ModelView):
 
     @action("delete", "Delete")
     def action_delete(self, ids):
-        if ids and not confirm_password(request.form.get("admin_password", "")):
+        typed = request.form.get("admin_password", "")
+        if ids and not typed:
+            return self._bulk_done(ENTER_ADMIN_PASSWORD, "error")
+        if ids and not confirm_password(typed):
             return self._bulk_done(WRONG_PASSWORD_NOTHING_DELETED, "error")
         return self._bulk(ids, accounts.delete_accounts, "deleted (Maildirs are left on disk)")
 
@@ -367,6 +391,10 @@ class AccountsView(DomainFilter, ProtectedView, ModelView):
             "opmail/admin/accounts", lambda: accounts.delete_accounts([account.id]), account=account
         )
 
+    @expose("/deleted/")
+    def deleted_view(self):
+        """Where a delete redirects: what went with the account (a reload posts nothing)."""
+        return self.render_deleted("opmail/admin/accounts")
 
 
 def _quota_or_default(typed: str | None) -> int | None:

@@ -17,7 +17,7 @@ from .forms import AdminForm
 
 # A bulk action can touch thousands of accounts: the list shows this many, the details page all.
 SHOWN_TARGETS = 5
-FIELD_LABELS = {"quota_mb": "Quota", "status": "Status", "deleted_at": "Deleted", "name": "Name"}
+FIELD_LABELS = {"display_name": "Display name", "quota_mb": "Quota", "status": "Status", "deleted_at": "Deleted", "name": "Name"}
 
 
 class FilterTargetIs(BaseSQLAFilter):

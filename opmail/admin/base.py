@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import abort, current_app, g, make_response, redirect, request, url_for
+from flask import abort, current_app, g, make_response, redirect, request, session, url_for
 from flask_admin import expose
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms import ValidationError
@@ -22,6 +22,52 @@ from ..rules.core import get_id
 from .forms import AdminPasswordForm
 
 WRONG_PASSWORD_NOTHING_DELETED = "Wrong admin password: nothing was deleted."  # noqa: S105 a message
+ENTER_ADMIN_PASSWORD = "Enter your admin password."  # noqa: S105 a message
+DELETED_KEY = "opmail_deleted"
+# The deleted page's report rides in the session cookie (4 KB at most in a browser): only the first
+# names of each list, and no more than this many characters of them.
+_REPORT_NAMES = 20
+_REPORT_CHARS = 1500
+
+
+def _first_names(names: list[str]) -> list[str]:
+    kept, size = [], 0
+    for name in names[:_REPORT_NAMES]:
+        size += len(name) + 1
+        if size > _REPORT_CHARS:
+            break
+        kept.append(name)
+    return kept
+
+
+class KeptReport:
+    """A DeletionReport as the deleted page reads it after the redirect: counts, and the first names."""
+
+    def __init__(self, data: dict):
+        self.changed = data["changed"]
+        self.changed_count = data["changed_count"]
+        self.aliases_removed = data["aliases"]
+        self.aliases_count = data["aliases_count"]
+        self.alias_destinations_removed = data["destinations"]
+        self.autoresponders_removed = data["autoresponders"]
+        self.group_memberships_removed = data["memberships"]
+        self.two_factor_removed = data["two_factor"]
+
+
+def keep_deletion(view: str, name: str, report: DeletionReport) -> None:
+    """Remember what a delete removed for the page the redirect after it shows."""
+    session[DELETED_KEY] = {
+        "view": view,
+        "name": name,
+        "changed": _first_names(report.changed),
+        "changed_count": len(report.changed),
+        "aliases": _first_names(report.aliases_removed),
+        "aliases_count": len(report.aliases_removed),
+        "destinations": report.alias_destinations_removed,
+        "autoresponders": report.autoresponders_removed,
+        "memberships": report.group_memberships_removed,
+        "two_factor": report.two_factor_removed,
+    }
 
 
 def check_csrf() -> None:
@@ -127,6 +173,8 @@ class ProtectedView:
         """
         form = AdminPasswordForm()
         status = 200
+        # Named now: after the delete the row (and so its name) is gone.
+        name = str(next(iter(shown.values())))
         if form.validate_on_submit():
             if not confirm_password(form.admin_password.data):
                 form.admin_password.errors = [WRONG_PASSWORD_NOTHING_DELETED]
@@ -139,14 +187,23 @@ class ProtectedView:
                     form.add_error(error)
                     status = 409
                 else:
-                    maildirs = [maildir_path(email) for email in report.changed]
-                    return self.render(
-                        f"{folder}/deleted.html", report=report, maildirs=maildirs, **shown
-                    )
+                    # Post/Redirect/Get: reloading the page after a delete must not post again.
+                    keep_deletion(self.endpoint, name, report)
+                    url = self.get_url(".deleted_view")
+                    return redirect_client(url) if is_htmx() else redirect(url, 303)
         elif form.errors:
             status = 422
         template = "_delete_dialog.html" if is_htmx() else "delete.html"
         return self.render(f"{folder}/{template}", form=form, **shown, **dialog()), status
+
+    def render_deleted(self, folder: str):
+        """The page after a delete: what went, and the Maildirs left on disk (the list without one)."""
+        kept = session.get(DELETED_KEY)
+        if not kept or kept.get("view") != self.endpoint:
+            return redirect(self.get_url(".index_view"))
+        report = KeptReport(kept)
+        maildirs = [maildir_path(email) for email in report.changed]
+        return self.render(f"{folder}/deleted.html", report=report, maildirs=maildirs, name=kept["name"])
 
     def create_blueprint(self, admin):
         # Each view is its own blueprint: its outage and rate-limit pages stay off a host's pages.

@@ -100,6 +100,11 @@ class DomainsView(ProtectedView, ModelView):
             domain=domain,
         )
 
+    @expose("/deleted/")
+    def deleted_view(self):
+        """Where a delete redirects: what went with the domain (a reload posts nothing)."""
+        return self.render_deleted("opmail/admin/domains")
+
 
 def _newest_account_seen() -> int | None:
     """The newest account id the delete dialog showed (0: the domain had none); None without one."""

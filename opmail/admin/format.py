@@ -27,8 +27,8 @@ def size_label(size: int) -> str:
 
 
 def used_percent(used_bytes: int, quota_mb: int) -> int | None:
-    """Share of the quota in use, in whole percent (None when unlimited)."""
-    return min(100, round(100 * used_bytes / (quota_mb * MB))) if quota_mb else None
+    """Share of the quota in use, in whole percent, past 100 when over it (None when unlimited)."""
+    return round(100 * used_bytes / (quota_mb * MB)) if quota_mb else None
 
 
 def usage_level(percent: int | None) -> str:
@@ -36,6 +36,11 @@ def usage_level(percent: int | None) -> str:
     if percent is None or percent < 70:
         return "success"
     return "warning" if percent < 90 else "danger"
+
+
+def number(value: int) -> str:
+    """A count with thousands separators (``19,000``), the one format of every page."""
+    return f"{value:,}"
 
 
 def when(moment: datetime | None) -> str:
@@ -49,6 +54,6 @@ def display_target(stored: str) -> str:
 
 def register(app: Flask) -> None:
     for function in (
-        quota_label, size_label, used_percent, usage_level, when, display_domain, display_address, display_target
+        number, quota_label, size_label, used_percent, usage_level, when, display_domain, display_address, display_target
     ):
         app.add_template_filter(function, "opmail_" + function.__name__)

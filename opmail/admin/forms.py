@@ -80,7 +80,7 @@ class TwoFactorDisableForm(AdminForm):
 
 class AdminPasswordForm(AdminForm):
     admin_password = PasswordField(
-        "Your admin password", validators=[InputRequired()], render_kw={"autocomplete": "current-password"}
+        "Your admin password", validators=[InputRequired("Enter your admin password.")], render_kw={"autocomplete": "current-password"}
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import FilterEqual
 
@@ -36,3 +37,15 @@ class SyncLogView(ProtectedView, ClampedPages, ModelView):
     column_default_sort = [("received_at", True), ("id", True)]
     column_formatters = {"email": lambda _view, _context, event, _name: display_address(event.email)}
     page_size = 50
+    list_template = "opmail/admin/sync_log/list.html"
+
+    def render(self, template: str, **kwargs):
+        # Without a secret (standalone mode) the webhook answers 404: the page says so, and how to
+        # turn it on, instead of an empty table that looks like a Panel that never called.
+        kwargs.setdefault("opmail_webhook_on", bool(current_app.config.get("MAIL_SYNC_SECRET")))
+        return super().render(template, **kwargs)
+
+    def get_empty_list_message(self) -> str:
+        if current_app.config.get("MAIL_SYNC_SECRET"):
+            return "No calls from the Panel agent yet."
+        return "No calls: the Panel webhook is off (see above)."

@@ -195,11 +195,13 @@ def update_account(
             # bulk edit does); a refusal rolls the write back.
             domain_id = db.scalar(select(MailAccount.domain_id).where(MailAccount.id == account_id))
             check_quota_change(db, {domain_id: [account_id]}, quota_mb, {domain_id: before["quota"]})
-        changes = audit.diff(
-            {"quota_mb": before["quota"], "status": ACCOUNT_STATUS[before["status"]]},
-            {"quota_mb": quota_mb, "status": ACCOUNT_STATUS[is_active]},
-        )
-        audit.record(db, "account.update", [email], {email: changes} if changes else None)
+        fields = {
+            "display_name": [before["display name"], display_name],
+            "quota_mb": [before["quota"], quota_mb],
+            "status": [ACCOUNT_STATUS[before["status"]], ACCOUNT_STATUS[is_active]],
+        }
+        # A save that changed nothing leaves no entry (audit.record drops the unmoved fields).
+        audit.record(db, "account.update", [email], {email: fields})
 
 
 @retried

@@ -7,17 +7,89 @@
     return meta ? meta.content : "";
   }
 
+  // A toast goes on its own after a while (an error only when dismissed), or at once with its
+  // close button or Escape.
   function showToast(message, category) {
     var box = document.getElementById("opmail-toasts");
     if (!box) return;
     var toast = document.createElement("div");
     toast.className = "alert alert-" + (category === "error" ? "danger" : category || "success");
-    toast.textContent = message; // text, never HTML: messages can quote user input
+    var text = document.createElement("span");
+    text.textContent = message; // text, never HTML: messages can quote user input
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "close";
+    close.setAttribute("aria-label", "Dismiss message");
+    close.textContent = "\u00d7";
+    close.addEventListener("click", function () { toast.remove(); });
+    toast.appendChild(text);
+    toast.appendChild(close);
     box.appendChild(toast);
-    setTimeout(function () { toast.remove(); }, 6000);
+    if (category !== "error") setTimeout(function () { toast.remove(); }, 8000);
   }
 
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    // The domain picker's Escape closes its list; it is not meant for the toasts.
+    if (event.target.closest && event.target.closest(".opmail-domain-picker")) return;
+    var toasts = document.querySelectorAll("#opmail-toasts .alert");
+    if (toasts.length) toasts[toasts.length - 1].remove();
+  });
+
+  // <form data-confirm="question">: ask before it is sent (with or without htmx). Capture phase:
+  // a refusal stops the event before htmx's own submit handler sees it.
+  document.addEventListener("submit", function (event) {
+    var question = event.target.dataset && event.target.dataset.confirm;
+    if (question && !window.confirm(question)) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+  }, true);
+
+  // The filter form shows what the table shows: after Back/Forward (htmx's history restore or the
+  // browser's own page cache) its fields are set again from the address bar.
+  function syncFiltersFromUrl() {
+    var form = document.getElementById("opmail-account-filters");
+    if (!form) return;
+    var params = new URLSearchParams(window.location.search);
+    var q = form.querySelector('input[name="q"]');
+    if (q) q.value = params.get("q") || "";
+    ["status", "twofa"].forEach(function (name) {
+      var select = form.querySelector('select[name="' + name + '"]');
+      if (select) select.value = params.get(name) || "";
+    });
+    var near = form.querySelector('input[name="near_quota"]');
+    if (near) near.checked = params.get("near_quota") === "1";
+  }
+
+  document.addEventListener("htmx:historyRestore", syncFiltersFromUrl);
+  window.addEventListener("popstate", function () { setTimeout(syncFiltersFromUrl, 0); });
+  window.addEventListener("pageshow", syncFiltersFromUrl);
+
+  // Flask-Admin's navbar keeps the brand inside the menu that collapses on a phone: move it out,
+  // beside the toggle button, so it stays visible at every width.
+  function brandOutside() {
+    var nav = document.querySelector("nav.navbar");
+    var brand = nav && nav.querySelector(".navbar-collapse .navbar-brand");
+    if (brand) nav.insertBefore(brand, nav.firstChild);
+  }
+
+  // In the accounts table, B goes back to the Bulk Actions (no tabbing back through every row).
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "b" && event.key !== "B") return;
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    var target = event.target;
+    if (!target.closest || !target.closest("#opmail-accounts-table tbody")) return;
+    var select = document.getElementById("opmail-bulk-action");
+    if (select) {
+      event.preventDefault();
+      select.focus();
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
+    brandOutside();
+    syncFiltersFromUrl();
     if (window.htmx) {
       // A back/forward restore must get the full page, not a fragment.
       htmx.config.historyRestoreAsHxRequest = false;
