@@ -313,7 +313,7 @@ def test_a_quota_past_the_domains_total_is_refused_on_every_face(app, admin, jan
     with app.app_context():
         get_session().query(MailDomain).update({"total_quota_mb": 1000})
         get_session().commit()
-    fragment = "Over the domain's limit: the mailboxes of example.com may use 1000 MB together"
+    fragment = "Over the domain's limit: the mailboxes of example.com may use 1,000 MB together"
     faces = {
         **quota_faces(jane),
         # The account page's own version, so that only the limit can refuse it.

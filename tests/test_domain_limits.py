@@ -60,7 +60,7 @@ def test_the_domain_page_saves_limits_and_the_list_shows_use_against_them(app, a
     row = admin.get("/admin/domains/").text.split('data-domain="example.com"')[1].split("</tr>")[0]
     assert ">1</a> <span" in row and "/ 200</span>" in row
     assert '<td data-use="aliases">0 <span class="text-muted">/ 5</span></td>' in row
-    assert "300 MB <span" in row and "/ 1000 MB</span>" in row
+    assert "300 MB <span" in row and "/ 1,000 MB</span>" in row
     events = rows(app, sa.select(AdminEvent.action, AdminEvent.changes))
     assert events[-1][0] == "domain.limits"
     assert json.loads(events[-1][1])["example.com"]["max_accounts"] == [None, 200]
@@ -84,7 +84,7 @@ def test_the_list_marks_a_domain_at_its_limit(app, admin):
         ("max_aliases", "-1", "Enter a whole number, or leave it empty for no limit."),
         ("total_quota_mb", "1.5", "Enter a whole number, or leave it empty for no limit."),
         ("total_quota_mb", "99999999", "Enter a whole number up to 10,000,000"),
-        ("default_quota_mb", "5000", "With a total quota of 1000 MB the default quota must be from 1 to 1000 MB"),
+        ("default_quota_mb", "5000", "With a total quota of 1,000 MB the default quota must be from 1 to 1,000 MB"),
     ],
 )
 def test_the_domain_page_refuses_bad_limits_and_keeps_the_old(app, admin, field, typed, message):
@@ -141,7 +141,7 @@ def test_add_account_stays_within_the_total_quota(app, admin):
     before = snapshot(app)
     over = add(admin, "b@example.com", "500")
     assert over.status_code == 422
-    assert "the mailboxes of example.com may use 1000 MB together; 600 MB are given out already and this asks for 500 MB more." in over.text
+    assert "the mailboxes of example.com may use 1,000 MB together; 600 MB are given out already and this asks for 500 MB more." in over.text
     unlimited = add(admin, "b@example.com", "0")
     assert unlimited.status_code == 422 and "0 (unlimited) is not allowed there" in unlimited.text
     assert snapshot(app) == before
@@ -162,7 +162,7 @@ def test_bulk_edit_quota_stays_within_each_domains_total(app, admin):
     refused = admin.post(
         "/admin/accounts/action/", {"action": "quota", "rowid": ids, "url": "/admin/accounts/", "quota_mb": "400"}, htmx=True
     )
-    assert "Over the domain's limit: the mailboxes of example.com may use 1000 MB together" in toast_of(refused)
+    assert "Over the domain's limit: the mailboxes of example.com may use 1,000 MB together" in toast_of(refused)
     assert snapshot(app) == before  # other.org's account unchanged too: all or nothing
     done = admin.post(
         "/admin/accounts/action/", {"action": "quota", "rowid": ids, "url": "/admin/accounts/", "quota_mb": "300"}, htmx=True
@@ -305,7 +305,7 @@ def test_the_domains_list_reads_limits_without_a_query_per_row(app, admin):
         get_session().commit()
     with count_statements(app) as large:
         page = admin.get("/admin/domains/").text
-    assert "/ 5000 MB" in page
+    assert "/ 5,000 MB" in page
     assert len(large) == len(small)
 
 
@@ -408,7 +408,7 @@ def test_the_account_page_quota_stays_within_the_total_and_may_always_shrink(app
     before = snapshot(app)
     grown = save("700")
     assert grown.status_code == 422
-    assert "Over the domain&#39;s limit: the mailboxes of example.com may use 1000 MB together" in grown.text
+    assert "Over the domain&#39;s limit: the mailboxes of example.com may use 1,000 MB together" in grown.text
     assert snapshot(app) == before
     assert save("500").status_code == 302
     assert quotas(app) == {"jane@example.com": 500, "bob@example.com": 600}

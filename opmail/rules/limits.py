@@ -235,15 +235,15 @@ def _check_total_quota(
     if 0 in quotas:
         raise OverLimit(
             "total_quota_mb",
-            f"the mailboxes of {name} may use {limits.total_quota_mb} MB together, so each needs a"
+            f"the mailboxes of {name} may use {limits.total_quota_mb:,} MB together, so each needs a"
             " quota: 0 (unlimited) is not allowed there.",
             field,
         )
     if others + sum(quotas) > limits.total_quota_mb and (before is None or others + sum(quotas) > before):
         raise OverLimit(
             "total_quota_mb",
-            f"the mailboxes of {name} may use {limits.total_quota_mb} MB together; {others} MB are"
-            f" given out already and this asks for {sum(quotas)} MB more.",
+            f"the mailboxes of {name} may use {limits.total_quota_mb:,} MB together; {others:,} MB are"
+            f" given out already and this asks for {sum(quotas):,} MB more.",
             field,
         )
 
@@ -299,8 +299,8 @@ def set_domain_limits(
     if total_quota_mb is not None and default_quota_mb is not None:
         if default_quota_mb == 0 or default_quota_mb > total_quota_mb:
             raise InvalidInput(
-                f"With a total quota of {total_quota_mb} MB the default quota must be from 1 to"
-                f" {total_quota_mb} MB (or empty: then each new mailbox needs a quota).",
+                f"With a total quota of {total_quota_mb:,} MB the default quota must be from 1 to"
+                f" {total_quota_mb:,} MB (or empty: then each new mailbox needs a quota).",
                 "default_quota_mb",
             )
     new = {
