@@ -58,7 +58,8 @@ def dump(connection: sa.Connection) -> str:
         statements = [
             f"{sql};"
             for (sql,) in connection.exec_driver_sql(
-                "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid"
+                # sqlite_sequence (made by an AUTOINCREMENT table) is SQLite's own: it cannot be created.
+                "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY rowid"
             )
         ]
     else:
