@@ -29,7 +29,7 @@ $(VENV)/.installed-test: requirements-test.txt $(VENV)/.created
 
 run: $(VENV)/.installed-app
 	$(FLASK) opmail init-db
-	$(FLASK) opmail first-admin
+	$(FLASK) opmail first-admin --port $(PORT)
 	$(FLASK) run --host 127.0.0.1 --port $(PORT)
 
 test: $(VENV)/.installed-test

@@ -96,23 +96,22 @@ def create_admin(username: str, password_stdin: bool) -> None:
 
 
 @opmail_cli.command("first-admin")
-@click.option(
-    "--url", help="Where the admin is served.  [default: http://127.0.0.1:5000<MAIL_ADMIN_PREFIX>/]"
-)
+@click.option("--port", default=5000, show_default=True, help="The port `flask run` serves on (make run PORT=…).")
+@click.option("--url", help="Where the admin is served.  [default: http://127.0.0.1:PORT<MAIL_ADMIN_PREFIX>/]")
 @with_appcontext
-def first_admin(url: str | None) -> None:
+def first_admin(port: int, url: str | None) -> None:
     """Print how to log in; when there is no admin yet, create one with a one-time password."""
-    url = url or f"http://127.0.0.1:5000{current_app.config['MAIL_ADMIN_PREFIX']}/"
+    url = url or f"http://127.0.0.1:{port}{current_app.config['MAIL_ADMIN_PREFIX']}/"
     password = create_first_admin()
     if password is None:
         click.echo(f"Log in at {url} with your admin account.")
-        click.echo("Forgot it? flask --app app opmail create-admin NAME sets a new password.")
+        click.echo("Forgot it? .venv/bin/flask --app app opmail create-admin NAME sets a new password.")
         return
     click.secho("No admin existed, so one was created. Log in with:", bold=True)
     click.echo(f"  URL:      {url}")
     click.echo("  Username: admin")
     click.echo(f"  Password: {password}")
-    click.echo("This password is shown once. Change it with: flask --app app opmail create-admin admin")
+    click.echo("This password is shown once. Change it with: .venv/bin/flask --app app opmail create-admin admin")
 
 
 mail_root_option = click.option(

@@ -102,6 +102,12 @@ def test_first_admin_prints_a_working_password_once(runner, client):
     assert "Password:" not in again.output
 
 
+def test_first_admin_names_the_port_make_run_serves_on(runner):
+    result = runner.invoke(args=["opmail", "first-admin", "--port", "5001"])
+    assert "URL:      http://127.0.0.1:5001/admin/" in result.output
+    assert ".venv/bin/flask --app app opmail create-admin admin" in result.output
+
+
 # --- Admin names are exact (issue 15) ----------------------------------------------------------------
 
 def create_admin(runner, name: str, password: str):
