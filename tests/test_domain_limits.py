@@ -45,6 +45,13 @@ def toast_of(response) -> str:
 # --- the domain's page --------------------------------------------------------------------------------
 
 
+def test_the_domains_list_says_unlimited_for_a_domain_whose_mailboxes_have_no_quota(app, admin):
+    add_domain(app)
+    add_account(app, "jane@example.com", quota_mb=0)
+    row = admin.get("/admin/domains/").text.split('data-domain="example.com"')[1].split("</tr>")[0]
+    assert '<td data-use="quota" class="text-nowrap">Unlimited</td>' in row
+
+
 def test_the_domain_page_saves_limits_and_the_list_shows_use_against_them(app, admin):
     example = add_domain(app)
     add_account(app, "jane@example.com", quota_mb=300)
