@@ -89,7 +89,9 @@ def test_deleting_frees_the_addresses(example, admin):
     [(jane_id,)] = rows(example, sa.select(MailAccount.id))
     with example.app_context():
         aliases.delete_aliases(["sales@example.com"])
-    response = admin.post(f"/admin/accounts/delete/?id={jane_id}", {"admin_password": "correct horse battery"})
+    response = admin.post(
+        f"/admin/accounts/delete/?id={jane_id}", {"admin_password": "correct horse battery"}, follow_redirects=True
+    )
     assert response.status_code == 200
     assert claims(example) == {"team@example.com": "group"}
     with example.app_context():
@@ -99,7 +101,9 @@ def test_deleting_frees_the_addresses(example, admin):
 
 def test_deleting_a_domain_frees_its_addresses_and_groups_lose_theirs(example, admin):
     [(domain_id,)] = rows(example, sa.text("SELECT id FROM mail_domains"))
-    response = admin.post(f"/admin/domains/delete/?id={domain_id}", {"admin_password": "correct horse battery"})
+    response = admin.post(
+        f"/admin/domains/delete/?id={domain_id}", {"admin_password": "correct horse battery"}, follow_redirects=True
+    )
     assert response.status_code == 200, response.text
     assert claims(example) == {}
     assert rows(example, sa.select(MailGroup.name, MailGroup.email)) == [("Team", None)]

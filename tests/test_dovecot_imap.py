@@ -272,7 +272,7 @@ def test_admin_delete_refuses_login_and_keeps_the_maildir(dovecot, admin, domain
     account_id = add_account(admin, f"jane@{domain}")
     assert dovecot.can_log_in(f"jane@{domain}", PASSWORD)  # the first login creates the Maildir
     response = admin.post(
-        f"/admin/accounts/delete/?id={account_id}", {"admin_password": ADMIN_PASSWORD}
+        f"/admin/accounts/delete/?id={account_id}", {"admin_password": ADMIN_PASSWORD}, follow_redirects=True
     )
     assert response.status_code == 200, response.text
     assert not dovecot.can_log_in(f"jane@{domain}", PASSWORD)

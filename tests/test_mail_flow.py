@@ -178,7 +178,7 @@ def test_deleted_accounts_are_refused_at_rcpt(mail_server, admin, client, domain
     gone = add_account(admin, f"gone@{domain}")
     add_account(admin, f"panel@{domain}")
     assert mail_server.rcpt(f"gone@{domain}")[0] == 250
-    response = admin.post(f"/admin/accounts/delete/?id={gone}", {"admin_password": ADMIN_PASSWORD})
+    response = admin.post(f"/admin/accounts/delete/?id={gone}", {"admin_password": ADMIN_PASSWORD}, follow_redirects=True)
     assert "Maildir" in response.text, response.text
     response = client.post(
         "/api/sync/account",
