@@ -35,10 +35,9 @@ def dashboard_figures() -> dict[str, int]:
     row = get_session().execute(
         select(
             select(func.count(MailDomain.id)).scalar_subquery().label("domains"),
-            select(func.count(MailAccount.id))
-            .where(live, MailAccount.is_active, ~in_disabled_domain)
-            .scalar_subquery()
-            .label("active"),
+            # The accounts of disabled domains (few domains, read by the domain index) are taken off
+            # afterwards: a NOT IN here would make the largest count read every row's domain.
+            select(func.count(MailAccount.id)).where(live, MailAccount.is_active).scalar_subquery().label("active"),
             select(func.count(MailAccount.id)).where(live, ~MailAccount.is_active).scalar_subquery().label("suspended"),
             select(func.count(MailAccount.id))
             .where(live, MailAccount.is_active, in_disabled_domain)
@@ -48,7 +47,9 @@ def dashboard_figures() -> dict[str, int]:
             select(func.count(MailAccount.id)).where(live, _near_quota).scalar_subquery().label("near_quota"),
         )
     ).one()
-    return row._asdict()
+    figures = row._asdict()
+    figures["active"] -= figures["domain_disabled"]
+    return figures
 
 
 PER_PAGE = 50

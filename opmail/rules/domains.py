@@ -12,6 +12,7 @@ from ..db import retried
 from ..models import MailAccount, MailAddress, MailAlias, MailDomain, MailGroup, utcnow
 from .accounts import DeletionReport, delete_accounts_in
 from .core import ENABLED, GROUP, BulkResult, for_field, split_ids, transaction
+from .limits import lock_domains
 
 
 @retried
@@ -70,7 +71,10 @@ def delete_domains(raw_ids: Iterable[object], newest_account: int | None = None)
     """
     ids, junk = split_ids(raw_ids)
     with transaction() as db:
-        found = _lock_domains(db, ids)
+        # Held until the commit, so nothing adds accounts to them meanwhile: the Panel's create
+        # holds a domain it adds to in share mode (rules.sync.sync_create), so one waits for the
+        # other and neither meets a foreign-key error.
+        found = {domain_id: limits.domain for domain_id, limits in lock_domains(db, ids).items()}
         # A locking read: it sees (and holds) what was committed up to now, not the snapshot the
         # request's first read took, so no account of these domains escapes the cascade.
         account_ids = db.scalars(
@@ -107,19 +111,3 @@ def _refuse_accounts_added_since(newest_shown: int, account_ids: list[int], doma
             f" {', '.join(map(display_domain, domains))} meanwhile: nothing was deleted."
             " Look again at what goes with it."
         )
-
-
-def _lock_domains(db, ids: list[int]) -> dict[int, str]:
-    """Hold the domains (id → name) until the commit, so nothing adds accounts to them meanwhile.
-
-    An UPDATE, not FOR UPDATE: SQLite ignores FOR UPDATE and reads outside a write transaction,
-    while an UPDATE starts one there (no other writer until the commit) and takes the rows' write
-    locks on MariaDB. The Panel's create holds a domain it adds to in share mode
-    (``rules.sync.sync_create``): one waits for the other, and neither meets a foreign-key error.
-    """
-    db.execute(update(MailDomain).where(MailDomain.id.in_(ids)).values(updated_at=utcnow()))
-    return dict(
-        db.execute(
-            select(MailDomain.id, MailDomain.domain).where(MailDomain.id.in_(ids)).with_for_update()
-        ).all()
-    )

@@ -60,17 +60,15 @@ class OverLimit(InvalidInput):
 _SELECT_LIMITS = select(MailDomain.id, MailDomain.domain, *(getattr(MailDomain, n) for n in LIMIT_COLUMNS))
 
 
-def _limits(row) -> DomainLimits | None:
-    return None if row is None else DomainLimits(*row)
-
-
-def read_limits(db, domain_id: int) -> DomainLimits | None:
-    """The domain's limits, not locked (for the default quota, or to decide whether to lock)."""
-    return _limits(db.execute(_SELECT_LIMITS.where(MailDomain.id == domain_id)).one_or_none())
-
-
 def lock_domains(db, domain_ids: Iterable[int]) -> dict[int, DomainLimits]:
-    """``lock_domain`` for several domains in two statements, whatever their number."""
+    """Hold the domains' rows until the commit and return their limits as committed now (a gone
+    domain is missing). Two statements, whatever their number; rows locked in id order.
+
+    An UPDATE that changes nothing (``updated_at`` too is set to itself), then FOR UPDATE: SQLite
+    ignores FOR UPDATE and reads outside a write transaction, while the UPDATE starts one (no other
+    writer until the commit); on MariaDB both take the rows' write locks, and the locking read sees
+    the latest committed limits.
+    """
     domain_ids = sorted(set(domain_ids))
     if not domain_ids:
         return {}
@@ -90,19 +88,8 @@ def read_limits_of(db, domain_ids: list[int]) -> list[DomainLimits]:
 
 
 def lock_domain(db, domain_id: int) -> DomainLimits | None:
-    """Hold the domain's row until the commit and return its limits as committed now (None: gone).
-
-    An UPDATE that changes nothing (``updated_at`` too is set to itself), then FOR UPDATE: SQLite ignores FOR UPDATE and reads outside a
-    write transaction, while the UPDATE starts one (no other writer until the commit); on MariaDB
-    both take the row's write lock, and the locking read sees the latest committed limits.
-    """
-    db.execute(
-        update(MailDomain)
-        .where(MailDomain.id == domain_id)
-        .values(max_accounts=MailDomain.max_accounts, updated_at=MailDomain.updated_at)
-        .execution_options(synchronize_session=False)
-    )
-    return _limits(db.execute(_SELECT_LIMITS.where(MailDomain.id == domain_id).with_for_update()).one_or_none())
+    """``lock_domains`` for one domain (None: gone)."""
+    return lock_domains(db, [domain_id]).get(domain_id)
 
 
 def limits_to_check(db, domain_id: int) -> DomainLimits | None:
@@ -112,7 +99,7 @@ def limits_to_check(db, domain_id: int) -> DomainLimits | None:
     address claims' primary key settles races there), and its default quota needs no lock. A limit
     an admin sets meanwhile applies from the next change on.
     """
-    limits = read_limits(db, domain_id)
+    limits = next(iter(read_limits_of(db, [domain_id])), None)
     return lock_domain(db, domain_id) if limits is not None and limits.limited else limits
 
 
