@@ -12,9 +12,10 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from flask import g
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from .models import AdminEvent
+from .models import AdminEvent, AdminEventDomain, MailDomain
 
 Changes = dict[str, dict[str, list[object]]]
 
@@ -55,8 +56,11 @@ def diff(old: dict[str, object], new: dict[str, object]) -> dict[str, list[objec
     return {name: [old[name], value] for name, value in new.items() if old[name] != value}
 
 
-def record(db: Session, action: str, targets: Iterable[str], changes: Changes | None = None) -> None:
-    """Add one admin_events row to ``db``'s transaction, if an admin is acting and anything changed.
+def record(
+    db: Session, action: str, targets: Iterable[str], changes: Changes | None = None, also: Iterable[str] = ()
+) -> None:
+    """Add one admin_events row to ``db``'s transaction, if an admin is acting and anything changed,
+    linked to the domains of its targets (and of the addresses in ``also``, e.g. a group's).
 
     With ``changes``, only its fields whose value moved count: a target none of whose fields moved
     (suspending a suspended account) is left out, and with no target left there is no row.
@@ -72,11 +76,17 @@ def record(db: Session, action: str, targets: Iterable[str], changes: Changes | 
         targets = [target for target in targets if target in changes]
     if actor is None or not targets:
         return
-    db.add(
-        AdminEvent(
-            actor=actor,
-            action=action,
-            targets="\n".join(targets),
-            changes=json.dumps(changes, default=str, sort_keys=True) if changes else None,
-        )
+    event = AdminEvent(
+        actor=actor,
+        action=action,
+        targets="\n".join(targets),
+        changes=json.dumps(changes, default=str, sort_keys=True) if changes else None,
     )
+    db.add(event)
+    # The domains the change touched: each target is an address or a domain's name (a group's name
+    # matches none; its members' addresses and its own do). Their admins read the entry.
+    names = sorted({target.rpartition("@")[2] for target in [*targets, *also]})
+    domain_ids = db.scalars(select(MailDomain.id).where(MailDomain.domain.in_(names))).all()
+    if domain_ids:
+        db.flush()
+        db.execute(insert(AdminEventDomain), [{"domain_id": i, "event_id": event.id} for i in domain_ids])

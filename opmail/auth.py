@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from collections.abc import Iterable
 from datetime import timedelta
 from functools import lru_cache
 
@@ -18,6 +19,7 @@ from .db import get_session, retried
 from .models import Admin, utcnow
 from .passwords import generate_password, hash_password, validate_password, verify_password
 from .rules.core import check_password_policy
+from .scope import EVERY_DOMAIN, Scope, admin_scope, scope_of_domain_names
 
 SESSION_KEY = "opmail_admin_id"
 VERSION_KEY = "opmail_session_version"
@@ -291,15 +293,44 @@ def acting_admin_name() -> str:
 
 
 def two_factor_setup_due() -> bool:
-    """Must the logged-in admin turn 2FA on before anything else (``OPMAIL_REQUIRE_2FA``)?"""
+    """Must the logged-in admin turn 2FA on before anything else (``OPMAIL_REQUIRE_2FA`` for every
+    admin, or a server admin's "Require 2FA" for this one)?"""
     if current_app.extensions["opmail"].access is not None:
         return False  # the host's login, the host's rules
     admin = current_admin()
-    required = flag(current_app.config, "OPMAIL_REQUIRE_2FA")
-    return required and admin is not None and admin.totp_secret is None
+    if admin is None or admin.totp_secret is not None:
+        return False
+    return admin.require_2fa or flag(current_app.config, "OPMAIL_REQUIRE_2FA")
+
+
+def _access_answer():
+    """What the host's ``access`` callable says for this request (asked once per request)."""
+    if "opmail_access" not in g:
+        g.opmail_access = current_app.extensions["opmail"].access()
+    return g.opmail_access
+
+
+def _names_domains(answer: object) -> bool:
+    """Does ``access`` answer with domain names (an iterable) rather than yes or no?"""
+    return isinstance(answer, Iterable) and not isinstance(answer, bool)
 
 
 def admin_access_allowed() -> bool:
-    """May this request use the mail admin? The host's ``access`` callable decides when given."""
-    access = current_app.extensions["opmail"].access
-    return access() if access is not None else current_admin() is not None
+    """May this request use the mail admin? The host's ``access`` callable decides when given:
+    a true value (every domain), a false one (no), or the names of the domains this user may
+    manage (none that exists: no)."""
+    if current_app.extensions["opmail"].access is None:
+        return current_admin() is not None
+    answer = _access_answer()
+    return bool(acting_scope().domain_ids) if _names_domains(answer) else bool(answer)
+
+
+def acting_scope() -> Scope:
+    """The domains this admin request may manage (opmail.scope), read once per request."""
+    if "opmail_acting_scope" not in g:
+        if current_app.extensions["opmail"].access is None:
+            g.opmail_acting_scope = admin_scope(current_admin())
+        else:
+            answer = _access_answer()
+            g.opmail_acting_scope = scope_of_domain_names(answer) if _names_domains(answer) else EVERY_DOMAIN
+    return g.opmail_acting_scope

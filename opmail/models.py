@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    false,
     func,
     true,
 )
@@ -360,9 +361,32 @@ class Admin(Timestamps, Base):
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
     # Every session cookie carries this number; logging out raises it, so no copy stays valid.
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # SERVER_ADMIN manages everything; DOMAIN_ADMIN only the domains of its admin_domains rows.
+    role: Mapped[str] = mapped_column(String(16), default="server", server_default="server")
+    # Set by a server admin: this admin must turn 2FA on before anything else.
+    require_2fa: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    @property
+    def is_server_admin(self) -> bool:
+        return self.role == SERVER_ADMIN
 
     def __str__(self) -> str:
         return self.username
+
+
+SERVER_ADMIN, DOMAIN_ADMIN = "server", "domain"
+
+
+class AdminDomain(Base):
+    """A domain a domain admin manages (opmail.scope): one row per (admin, domain)."""
+
+    __tablename__ = "admin_domains"
+    __table_args__ = (MYSQL_TABLE_ARGS,)
+
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"), primary_key=True)
+    domain_id: Mapped[int] = mapped_column(
+        ForeignKey("mail_domains.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 class SyncEvent(Base):
@@ -393,3 +417,17 @@ class AdminEvent(Base):
     targets: Mapped[str] = mapped_column(LongText)
     # JSON {target: {field: [old, new]}} for quota and status changes; null when nothing to show.
     changes: Mapped[str | None] = mapped_column(LongText)
+
+
+class AdminEventDomain(Base):
+    """A domain an admin event touched: a domain admin's audit log is the events of its domains,
+    read through the (domain_id, event_id) primary key newest first."""
+
+    __tablename__ = "admin_event_domains"
+    __table_args__ = (MYSQL_TABLE_ARGS,)
+
+    # No foreign key to mail_domains: the log outlives a deleted domain (a server admin reads it).
+    domain_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("admin_events.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

@@ -11,7 +11,13 @@ from wtforms import ValidationError
 
 from .. import audit
 from ..addresses import InvalidInput
-from ..auth import acting_admin_name, admin_access_allowed, confirm_password, two_factor_setup_due
+from ..auth import (
+    acting_admin_name,
+    acting_scope,
+    admin_access_allowed,
+    confirm_password,
+    two_factor_setup_due,
+)
 from ..db import get_session
 from ..errors import add_page_handlers
 from ..htmx import is_htmx, redirect_client
@@ -19,6 +25,7 @@ from ..models import MAX_ID
 from ..queries import domain_choices, domain_matches
 from ..rules.accounts import DeletionReport, maildir_path
 from ..rules.core import get_id
+from ..scope import current_scope, set_scope
 from .forms import AdminPasswordForm
 
 WRONG_PASSWORD_NOTHING_DELETED = "Wrong admin password: nothing was deleted."  # noqa: S105 a message
@@ -137,10 +144,18 @@ class DomainFilter:
         return self.render("opmail/admin/_domain_options.html", names=domain_matches(typed), typed=typed.strip())
 
 
+def require_server_admin() -> None:
+    """Refuse (403) a domain admin: what follows is the server admin's alone."""
+    if current_scope().limited:
+        abort(403)
+
+
 class ProtectedView:
-    """Mixin for Flask-Admin views: only a logged-in admin (or the host's ``access``) gets in."""
+    """Mixin for Flask-Admin views: only a logged-in admin (or the host's ``access``) gets in, and
+    every query and rule of the request is scoped to the domains that admin manages."""
 
     open_without_2fa = False  # True: reachable before the admin turns on 2FA (OPMAIL_REQUIRE_2FA)
+    server_admin_only = False  # True: a domain admin gets a 403 and no menu entry
 
     def render_list_page(self, folder: str, context: dict, status: int = 200, **page_only):
         """The whole list page, or only its table partial for htmx (the page includes the same one).
@@ -214,6 +229,10 @@ class ProtectedView:
     def is_accessible(self) -> bool:
         return admin_access_allowed()
 
+    def is_visible(self) -> bool:
+        # The menu is drawn inside a request of some opmail view, whose scope is set by then.
+        return not (self.server_admin_only and current_scope().limited)
+
     def inaccessible_callback(self, name, **kwargs):
         """Send a stranger to the login page; with the host's ``access``, to the host's login.
 
@@ -233,6 +252,9 @@ class ProtectedView:
         refused = super()._handle_view(name, **kwargs)
         if refused is None:
             check_csrf()
+            set_scope(acting_scope())
+            if self.server_admin_only:
+                require_server_admin()
             if not self.open_without_2fa and two_factor_setup_due():
                 url = url_for("opmail_two_factor.index")
                 return redirect_client(url) if is_htmx() else redirect(url)

@@ -1,4 +1,6 @@
-"""Admin → Domains: list with counts, add, enable/disable, password-confirmed delete."""
+"""Admin → Domains: list with counts, add, enable/disable, password-confirmed delete.
+
+A domain admin sees its own domains listed; everything that changes a domain is the server admin's."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from ..models import MailDomain
 from ..queries import domain_contents, domain_page, domain_use
 from ..rules import domains, limits
 from ..rules.core import get_id
-from .base import ProtectedView, row_or_404
+from .base import ProtectedView, require_server_admin, row_or_404
 from .forms import AdminForm, DomainForm, DomainLimitsForm
 
 
@@ -39,6 +41,7 @@ class DomainsView(ProtectedView, ModelView):
 
     @expose("/new/", methods=("GET", "POST"))
     def create_view(self):
+        require_server_admin()
         form = DomainForm(data={"domain": request.args.get("domain", "")} if request.method == "GET" else None)
         if form.validate_on_submit():
             try:
@@ -56,6 +59,7 @@ class DomainsView(ProtectedView, ModelView):
     @expose("/edit/", methods=("GET", "POST"))
     def edit_view(self):
         """The domain's page: its limits and default quota, with what it uses of each."""
+        require_server_admin()
         domain = self._domain_or_404()
         if request.method == "GET":
             form = DomainLimitsForm(
@@ -78,6 +82,7 @@ class DomainsView(ProtectedView, ModelView):
 
     @expose("/toggle/", methods=("POST",))
     def toggle_view(self):
+        require_server_admin()
         domain = self._domain_or_404()
         if not AdminForm().validate_on_submit():
             abort(400)
@@ -92,6 +97,7 @@ class DomainsView(ProtectedView, ModelView):
     @expose("/delete/", methods=("GET", "POST"))
     def delete_view(self):
         """GET: the dialog listing what goes with the domain. POST: re-check the password, delete."""
+        require_server_admin()
         domain = self._domain_or_404()
         return self.password_confirmed_delete(
             "opmail/admin/domains",

@@ -9,6 +9,7 @@ from .base import ProtectedView
 
 
 class DovecotView(ProtectedView, BaseView):
+    server_admin_only = True
     """What ``flask opmail mail-config`` prints, except the database password."""
 
     @expose("/")

@@ -20,6 +20,8 @@ def _choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
 class SyncLogView(ProtectedView, ClampedPages, ModelView):
     """Troubleshooting the Panel agent: what it asked for, and what opmail did about it."""
 
+    server_admin_only = True
+
     form_base_class = AdminForm  # Flask-WTF's CSRF, like every opmail admin form
     can_create = False
     can_edit = False
