@@ -10,13 +10,13 @@ from datetime import timedelta
 from functools import lru_cache
 
 from flask import current_app, g, session
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, delete, insert, select, update
 
 from . import audit
-from .addresses import InvalidInput, normalize_admin_name
+from .addresses import InvalidInput, normalize_admin_name, normalize_domain
 from .config import flag
 from .db import get_session, retried
-from .models import Admin, utcnow
+from .models import DOMAIN_ADMIN, Admin, AdminDomain, MailDomain, utcnow
 from .passwords import generate_password, hash_password, validate_password, verify_password
 from .rules.core import check_password_policy
 from .scope import EVERY_DOMAIN, Scope, admin_scope, scope_of_domain_names
@@ -61,8 +61,11 @@ def find_admin(username: str) -> Admin | None:
 
 
 @retried
-def set_admin_password(username: str, plain: str) -> bool:
-    """Create admin ``username`` or change its password; True when it was created.
+def set_admin_password(
+    username: str, plain: str, domains: Iterable[str] = (), require_2fa: bool = False
+) -> bool:
+    """Create admin ``username`` or change its password; True when it was created. With ``domains``
+    it becomes (in the same transaction) a domain admin of exactly those, else it stays what it is.
 
     The name is stored in its canonical form (``normalize_admin_name``). A name typed in another
     spelling of an existing admin's (``BOB`` for ``bob``) is refused, NameTaken: changing that
@@ -82,8 +85,32 @@ def set_admin_password(username: str, plain: str) -> bool:
         admin = Admin(username=name)
         db.add(admin)
     admin.password = hash_admin_password(plain)
-    db.commit()
+    try:
+        if domains:
+            _make_domain_admin(db, admin, domains, require_2fa)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
     return created
+
+
+def _make_domain_admin(db, admin: Admin, domains: Iterable[str], require_2fa: bool) -> list[str]:
+    """Make ``admin`` a domain admin of exactly ``domains`` (names; each must exist) in ``db``'s
+    transaction; returns their stored names. Its sessions end: the next login gets the new scope."""
+    names = sorted({normalize_domain(name) for name in domains})
+    found = dict(db.execute(select(MailDomain.domain, MailDomain.id).where(MailDomain.domain.in_(names))).all())
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise InvalidInput(f"No such domain: {', '.join(missing)}. Nothing was changed.")
+    db.flush()  # a new admin's id
+    db.execute(delete(AdminDomain).where(AdminDomain.admin_id == admin.id))
+    db.execute(insert(AdminDomain), [{"admin_id": admin.id, "domain_id": found[name]} for name in names])
+    admin.role = DOMAIN_ADMIN
+    admin.require_2fa = require_2fa
+    admin.session_version = (admin.session_version or 0) + 1
+    audit.record(db, "admin.domains", [admin.username], also=names)
+    return names
 
 
 def create_first_admin(username: str = "admin") -> str | None:

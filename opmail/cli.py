@@ -80,19 +80,26 @@ def init_db() -> None:
 @opmail_cli.command("create-admin")
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option(
+    "--domain", "domains", multiple=True, metavar="DOMAIN",
+    help="Make it a domain admin of this domain (repeat for several): it manages only their accounts.",
+)
+@click.option("--require-2fa", is_flag=True, help="With --domain: it must turn 2FA on before anything else.")
 @with_appcontext
-def create_admin(username: str, password_stdin: bool) -> None:
-    """Create admin USERNAME, or set a new password for it."""
+def create_admin(username: str, password_stdin: bool, domains: tuple[str, ...], require_2fa: bool) -> None:
+    """Create admin USERNAME, or set a new password for it (a server admin, unless --domain)."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        created = set_admin_password(username, password)
+        created = set_admin_password(username, password, domains, require_2fa)
     except InvalidInput as error:
         raise click.ClickException(error.message) from None
     name = normalize_admin_name(username)
     click.echo(f"Admin {name!r} {'created' if created else 'password changed'}.")
+    if domains:
+        click.echo(f"It is a domain admin of: {', '.join(sorted(set(domains)))}.")
 
 
 @opmail_cli.command("first-admin")

@@ -6,7 +6,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, case, false, func, or_, select
+from sqlalchemy import Select, and_, case, false, func, or_, select, true
 from sqlalchemy.orm import aliased
 
 from .addresses import InvalidInput, display_domain, normalize_address, normalize_domain
@@ -14,6 +14,7 @@ from .db import get_session
 from .models import (
     MAX_ID,
     AdminEvent,
+    AdminEventDomain,
     MailAccount,
     MailAddress,
     MailAlias,
@@ -25,16 +26,18 @@ from .models import (
     SyncEvent,
     UserTwoFactor,
 )
+from .scope import current_scope
 
 
 def dashboard_figures() -> dict[str, int]:
     """Totals for the dashboard, in one round trip."""
-    live = MailAccount.deleted_at.is_(None)
+    scope = current_scope()
+    live = and_(MailAccount.deleted_at.is_(None), scope.where(MailAccount.domain_id))
     # Dovecot refuses an account of a disabled domain: it is not active, whatever its own flag says.
     in_disabled_domain = MailAccount.domain_id.in_(select(MailDomain.id).where(MailDomain.is_active.is_(False)))
     row = get_session().execute(
         select(
-            select(func.count(MailDomain.id)).scalar_subquery().label("domains"),
+            select(func.count(MailDomain.id)).where(scope.where(MailDomain.id)).scalar_subquery().label("domains"),
             # The accounts of disabled domains (few domains, read by the domain index) are taken off
             # afterwards: a NOT IN here would make the largest count read every row's domain.
             select(func.count(MailAccount.id)).where(live, MailAccount.is_active).scalar_subquery().label("active"),
@@ -204,7 +207,8 @@ def _like_pattern(term: str) -> str:
 
 def _account_conditions(filters: AccountFilters) -> tuple[list, str | None]:
     """The WHERE of the filters, and the last address a substring search reaches (None: all)."""
-    conditions = []
+    # The acting admin's domains first: every other condition narrows within them.
+    conditions = [current_scope().where(MailAccount.domain_id)]
     if filters.status == "deleted":
         conditions.append(MailAccount.deleted_at.is_not(None))
     else:
@@ -338,7 +342,12 @@ DOMAIN_MATCHES = 20
 def domain_choices(limit: int = DOMAIN_SELECT_MAX) -> list[str] | None:
     """Every domain's stored name, alphabetical, for the plain dropdown; None when there are more
     than ``limit`` (the lists then show the typeahead). Reads at most ``limit`` + 1 index entries."""
-    names = get_session().scalars(select(MailDomain.domain).order_by(MailDomain.domain).limit(limit + 1)).all()
+    names = get_session().scalars(
+        select(MailDomain.domain)
+        .where(current_scope().where(MailDomain.id))
+        .order_by(MailDomain.domain)
+        .limit(limit + 1)
+    ).all()
     return None if len(names) > limit else names
 
 
@@ -364,7 +373,12 @@ def domain_matches(typed: str, limit: int = DOMAIN_MATCHES) -> list[str]:
     found: set[str] = set()
     for column in (MailDomain.domain, MailDomain.unicode_domain):
         found.update(
-            db.scalars(select(MailDomain.domain).where(_starts_with(column, text)).order_by(column).limit(limit))
+            db.scalars(
+                select(MailDomain.domain)
+                .where(_starts_with(column, text), current_scope().where(MailDomain.id))
+                .order_by(column)
+                .limit(limit)
+            )
         )
     # MariaDB's collation may match more (``bu`` for ``bü``): keep what really starts with it.
     matching = (name for name in found if name.startswith(text) or display_domain(name).startswith(text))
@@ -376,7 +390,8 @@ def domain_page(page: int = 1, per_page: int = PER_PAGE) -> Page:
     first; the counts are correlated subqueries on them alone (an index range per shown domain),
     never a grouping of every account."""
     db = get_session()
-    total = db.scalar(select(func.count(MailDomain.id)))
+    in_scope = current_scope().where(MailDomain.id)
+    total = db.scalar(select(func.count(MailDomain.id)).where(in_scope))
     page = min(max(1, page), max(1, -(-total // per_page)))
     shown = (
         select(
@@ -389,6 +404,7 @@ def domain_page(page: int = 1, per_page: int = PER_PAGE) -> Page:
             MailDomain.total_quota_mb,
             MailDomain.default_quota_mb,
         )
+        .where(in_scope)
         .order_by(MailDomain.domain)
         .limit(per_page)
         .offset((page - 1) * per_page)
@@ -466,9 +482,19 @@ def recent_admin_events(limit: int = 10) -> list:
     """The latest admin changes, newest first (the dashboard's Last admin actions)."""
     return get_session().execute(
         select(AdminEvent.occurred_at, AdminEvent.actor, AdminEvent.action, AdminEvent.targets)
+        .where(admin_events_in_scope())
         .order_by(AdminEvent.occurred_at.desc(), AdminEvent.id.desc())
         .limit(limit)
     ).all()
+
+
+def admin_events_in_scope():
+    """The audit log entries the acting admin may read: every one for a server admin; for a domain
+    admin, those linked to its domains (audit.record links each entry to the domains it touched)."""
+    scope = current_scope()
+    if not scope.limited:
+        return true()
+    return AdminEvent.id.in_(select(AdminEventDomain.event_id).where(scope.where(AdminEventDomain.domain_id)))
 
 
 def has_two_factor(email: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlsplit
 
-from flask import Response, flash, redirect, request, stream_with_context
+from flask import Response, abort, flash, redirect, request, stream_with_context
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
@@ -38,7 +38,6 @@ from .base import (
     WRONG_PASSWORD_NOTHING_DELETED,
     DomainFilter,
     ProtectedView,
-    row_or_404,
 )
 from .forms import (
     AccountCreateForm,
@@ -280,7 +279,10 @@ class AccountsView(DomainFilter, ProtectedView, ModelView):
     # --- the account page ------------------------------------------------------------------------
 
     def _account_or_404(self) -> MailAccount:
-        return row_or_404(MailAccount, request.args.get("id"))
+        account = accounts.get_account(request.args.get("id"))  # None for another domain's too
+        if account is None:
+            abort(404)
+        return account
 
     def render_account(self, account: MailAccount, status: int = 200, **forms):
         # A form sent back after a refusal keeps the version it was opened on: until the admin

@@ -11,6 +11,8 @@ from sqlalchemy import literal
 
 from ..audit import ACTIONS
 from ..models import AdminEvent
+from ..queries import admin_events_in_scope
+from ..rules.core import get_id
 from .base import ClampedPages, ProtectedView
 from .format import display_target, quota_label
 from .forms import AdminForm
@@ -102,3 +104,13 @@ class AuditLogView(ProtectedView, ClampedPages, ModelView):
         "targets": lambda view, _context, event, _name: _targets(view, event, None),
     }
     page_size = 50
+
+    # Scoped in SQL: a domain admin's list, count and details page hold its domains' entries only.
+    def get_query(self):
+        return super().get_query().filter(admin_events_in_scope())
+
+    def get_count_query(self):
+        return super().get_count_query().filter(admin_events_in_scope())
+
+    def get_one(self, id):
+        return self.get_query().filter(AdminEvent.id == get_id(id)).one_or_none()

@@ -26,6 +26,7 @@ from ..models import (
     UserTwoFactor,
     utcnow,
 )
+from ..scope import check_domain_in_scope, current_scope
 from .core import (
     ACCOUNT,
     ACCOUNT_STATUS,
@@ -45,6 +46,12 @@ from .core import (
 )
 from .forwards import drop_orphaned_copies
 from .limits import check_new_accounts, check_quota_change, check_restored_accounts, limits_to_check
+
+
+def in_scope():
+    """The account is on one of the acting admin's domains: every rule that reads accounts by id
+    says so in its WHERE, so another domain's account is as absent as a deleted one."""
+    return current_scope().where(MailAccount.domain_id)
 
 
 @dataclass
@@ -74,6 +81,7 @@ def create_account(
     domain_name = address.partition("@")[2]
     with transaction() as db:
         domain = db.scalar(select(MailDomain).where(MailDomain.domain == domain_name))
+        check_domain_in_scope(None if domain is None else domain.id, domain_name)
         if domain is None:
             raise MissingDomain(domain_name)
         limits = limits_to_check(db, domain.id)
@@ -109,8 +117,11 @@ def create_account(
 
 
 def get_account(account_id: object) -> MailAccount | None:
+    """The account ``account_id`` names, if it is one the acting admin may manage."""
     account_id = get_id(account_id)
-    return get_session().get(MailAccount, account_id) if account_id else None
+    if not account_id:
+        return None
+    return get_session().scalar(select(MailAccount).where(MailAccount.id == account_id, in_scope()))
 
 
 # What the account page shows or edits, and what the Panel and the bulk actions change: the
@@ -146,7 +157,9 @@ def _update_unchanged(
     the read and the write matches no row, and nothing is written.
     """
     row = db.execute(
-        select(MailAccount.email, *VERSIONED.values()).where(MailAccount.id == account_id).with_for_update()
+        select(MailAccount.email, *VERSIONED.values())
+        .where(MailAccount.id == account_id, in_scope())
+        .with_for_update()
     ).one_or_none()
     if row is None:
         raise InvalidInput("That account no longer exists.")
@@ -238,7 +251,7 @@ def _apply_to_accounts(
         old, domains = {}, {}
         for account_id, email, was, domain_id in db.execute(
             select(MailAccount.id, MailAccount.email, getattr(MailAccount, column), MailAccount.domain_id)
-            .where(MailAccount.id.in_(ids))
+            .where(MailAccount.id.in_(ids), in_scope())
             .with_for_update()
         ):
             old[account_id] = (email, was)
@@ -317,7 +330,9 @@ def disable_two_factor(raw_ids: Iterable[object]) -> BulkResult:
     """Force 2FA off: the user signs in to webmail with the password alone until they enrol again."""
     ids, junk = split_ids(raw_ids)
     with transaction() as db:
-        found = dict(db.execute(select(MailAccount.id, MailAccount.email).where(MailAccount.id.in_(ids))).all())
+        found = dict(
+            db.execute(select(MailAccount.id, MailAccount.email).where(MailAccount.id.in_(ids), in_scope())).all()
+        )
         db.execute(delete(UserTwoFactor).where(UserTwoFactor.email.in_(found.values())))
         audit.record(db, "account.disable_2fa", [found[i] for i in sorted(found)])
     return BulkResult(
@@ -342,7 +357,7 @@ def delete_accounts_in(db, ids: list[int]) -> DeletionReport:
     # Panel added since is deleted too, never left to fail the domain's delete on its foreign key.
     found = dict(
         db.execute(
-            select(MailAccount.id, MailAccount.email).where(MailAccount.id.in_(ids)).with_for_update()
+            select(MailAccount.id, MailAccount.email).where(MailAccount.id.in_(ids), in_scope()).with_for_update()
         ).all()
     )
     emails = list(found.values())

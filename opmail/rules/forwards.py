@@ -15,6 +15,7 @@ from .. import audit
 from ..addresses import InvalidInput
 from ..db import get_session, retried
 from ..models import MailAccount, MailForward
+from ..scope import current_scope
 from .aliases import parse_destinations
 from .core import check_local_destinations, transaction
 
@@ -51,7 +52,11 @@ def set_forwarding(account_id: int, destinations: str | None, keep_copy: bool) -
     forwarding off), keeping a copy in its mailbox when ``keep_copy``."""
     targets = parse_destinations(destinations) if (destinations or "").strip() else []
     with transaction() as db:
-        email = db.scalar(select(MailAccount.email).where(MailAccount.id == account_id).with_for_update())
+        email = db.scalar(
+            select(MailAccount.email)
+            .where(MailAccount.id == account_id, current_scope().where(MailAccount.domain_id))
+            .with_for_update()
+        )
         if email is None:
             raise InvalidInput("That account no longer exists.")
         if email in targets:

@@ -20,6 +20,7 @@ from ..addresses import InvalidInput, display_domain, normalize_address
 from ..db import get_session, retried
 from ..models import MailAccount, MailAddress, MailDomain
 from ..passwords import to_dovecot_hash
+from ..scope import NotYourDomain, check_domain_in_scope, current_scope
 from .core import (
     ACCOUNT,
     AddressTaken,
@@ -147,7 +148,9 @@ def _check_import_addresses(rows: list[ImportRow]) -> None:
         if row.email is None or first_row[row.email] != row.row:
             continue
         domain = row.email.partition("@")[2]
-        if domain not in known_domains:
+        if not current_scope().allows(domain_ids.get(domain)):
+            row.add_problem("email", NotYourDomain(domain).message)
+        elif domain not in known_domains:
             row.add_problem("email", MissingDomain(domain).message)
         elif row.email in holders:
             row.add_problem("email", AddressTaken(row.email, holders[row.email]).message)
@@ -223,6 +226,8 @@ def import_accounts(check: ImportCheck, progress: Callable[[int], None] = lambda
         if len(domain_ids) < len(domains):
             missing = sorted(set(domains) - set(domain_ids))
             raise InvalidInput(f"The domain {display_domain(missing[0])} was deleted meanwhile: nothing was written.")
+        for name, domain_id in domain_ids.items():
+            check_domain_in_scope(domain_id, name)
         # The domains locked (two statements), each checked against its limits with every row it gets.
         quotas: dict[str, int] = {}
         locked = lock_domains(db, domain_ids.values())
