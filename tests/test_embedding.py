@@ -446,3 +446,22 @@ def test_an_admin_of_another_app_is_refused():
     app.config["SQLALCHEMY_BINDS"] = {"opmail": "sqlite://"}
     with pytest.raises(ConfigError, match="belongs to another app"):
         OpMail(app, db=SQLAlchemy(app), admin=Admin(other))
+
+
+def test_a_host_access_naming_domains_makes_a_domain_admin(db_url, bare_hosts):
+    """``access`` answering with names: that user manages those domains only; naming none of ours
+    is no access at all."""
+    names = {"value": ["alpha.example"]}
+    app = bare_hosts(db_url, csrf="before", access=lambda: names["value"])
+    add_domain(app, "alpha.example")
+    add_domain(app, "bravo.example")
+    add_account(app, "ann@alpha.example")
+    bravo = add_account(app, "bob@bravo.example")
+    client = app.test_client()
+    page = client.get("/admin/accounts/")
+    assert page.status_code == 200
+    assert "ann@alpha.example" in page.text and "bob@bravo.example" not in page.text
+    assert client.get(f"/admin/accounts/edit/?id={bravo}").status_code == 404
+    assert client.get("/admin/sync-log/").status_code == 403
+    names["value"] = ["nowhere.example"]
+    assert client.get("/admin/accounts/").status_code == 403
