@@ -28,7 +28,7 @@ ACTIONS = (
     "autoresponder.create", "autoresponder.update", "autoresponder.delete",
     "group.create", "group.update", "group.delete", "group.add", "group.remove",
     "account.import",
-    "admin.2fa_on", "admin.2fa_off", "admin.2fa_codes", "admin.2fa_reset", "admin.domains",
+    "admin.2fa_on", "admin.2fa_off", "admin.2fa_codes", "admin.2fa_reset", "admin.domains", "admin.delete",
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import secrets
 import time
 from collections.abc import Iterable
@@ -11,6 +12,7 @@ from functools import lru_cache
 
 from flask import current_app, g, session
 from sqlalchemy import ColumnElement, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from . import audit
 from .addresses import InvalidInput, normalize_admin_name, normalize_domain
@@ -62,7 +64,7 @@ def find_admin(username: str) -> Admin | None:
 
 @retried
 def set_admin_password(
-    username: str, plain: str, domains: Iterable[str] = (), require_2fa: bool = False
+    username: str, plain: str, domains: Iterable[str] = (), require_2fa: bool = False, *, new_only: bool = False
 ) -> bool:
     """Create admin ``username`` or change its password; True when it was created. With ``domains``
     it becomes (in the same transaction) a domain admin of exactly those, else it stays what it is.
@@ -81,6 +83,8 @@ def set_admin_password(
             f"exactly: {admin.username}."
         )
     created = admin is None
+    if new_only and not created:
+        raise InvalidInput(f"An admin called {admin.username} already exists.", "username")
     if created:
         admin = Admin(username=name)
         db.add(admin)
@@ -89,20 +93,84 @@ def set_admin_password(
         if domains:
             _make_domain_admin(db, admin, domains, require_2fa)
         db.commit()
+    except IntegrityError:
+        db.rollback()  # another request created the same name meanwhile
+        raise InvalidInput(f"An admin called {name} already exists.", "username") from None
     except BaseException:
         db.rollback()
         raise
     return created
 
 
+def parse_domain_names(text: str | None) -> list[str]:
+    """The domains typed in the Admins form: names separated by commas, spaces or lines."""
+    return [name for name in re.split(r"[\s,;]+", text or "") if name]
+
+
+def add_domain_admin(username: str, plain: str, domains: list[str], require_2fa: bool) -> Admin:
+    """Admin → Admins → Add: a new domain admin of ``domains``; an existing name is refused (never
+    its password changed), and nothing is written unless every domain exists."""
+    if not domains:
+        raise InvalidInput("Name at least one domain.", "domains")
+    set_admin_password(username, plain, domains, require_2fa, new_only=True)
+    return find_admin(username)
+
+
+@retried
+def set_admin_domains(admin_id: int, domains: Iterable[str], require_2fa: bool) -> Admin:
+    """Admin → Admins → edit: the domains a domain admin manages, and whether it must use 2FA."""
+    db = get_session()
+    admin = db.get(Admin, admin_id)
+    if admin is None or admin.is_server_admin:
+        raise InvalidInput("That domain admin no longer exists.")
+    try:
+        _make_domain_admin(db, admin, domains, require_2fa)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    return admin
+
+
+@retried
+def remove_domain_admin(admin_id: int) -> str | None:
+    """Remove a domain admin (its sessions end with it); None when there is none by that id.
+    Server admins are not removed here: the last one would lock everybody out."""
+    db = get_session()
+    admin = db.get(Admin, admin_id)
+    if admin is None or admin.is_server_admin:
+        return None
+    name = admin.username
+    db.execute(delete(AdminDomain).where(AdminDomain.admin_id == admin_id))
+    db.execute(delete(Admin).where(Admin.id == admin_id))
+    audit.record(db, "admin.delete", [name])
+    db.commit()
+    return name
+
+
+def managed_domains(admin_id: int) -> list[str]:
+    """The names of the domains a domain admin manages, alphabetical."""
+    return get_session().scalars(
+        select(MailDomain.domain)
+        .join(AdminDomain, AdminDomain.domain_id == MailDomain.id)
+        .where(AdminDomain.admin_id == admin_id)
+        .order_by(MailDomain.domain)
+    ).all()
+
+
 def _make_domain_admin(db, admin: Admin, domains: Iterable[str], require_2fa: bool) -> list[str]:
     """Make ``admin`` a domain admin of exactly ``domains`` (names; each must exist) in ``db``'s
     transaction; returns their stored names. Its sessions end: the next login gets the new scope."""
-    names = sorted({normalize_domain(name) for name in domains})
+    try:
+        names = sorted({normalize_domain(name) for name in domains})
+    except InvalidInput as error:
+        raise InvalidInput(error.message, "domains") from None
+    if not names:
+        raise InvalidInput("Name at least one domain.", "domains")
     found = dict(db.execute(select(MailDomain.domain, MailDomain.id).where(MailDomain.domain.in_(names))).all())
     missing = [name for name in names if name not in found]
     if missing:
-        raise InvalidInput(f"No such domain: {', '.join(missing)}. Nothing was changed.")
+        raise InvalidInput(f"No such domain: {', '.join(missing)}. Nothing was changed.", "domains")
     db.flush()  # a new admin's id
     db.execute(delete(AdminDomain).where(AdminDomain.admin_id == admin.id))
     db.execute(insert(AdminDomain), [{"admin_id": admin.id, "domain_id": found[name]} for name in names])

@@ -13,6 +13,8 @@ from .addresses import InvalidInput, display_domain, normalize_address, normaliz
 from .db import get_session
 from .models import (
     MAX_ID,
+    Admin,
+    AdminDomain,
     AdminEvent,
     AdminEventDomain,
     MailAccount,
@@ -495,6 +497,45 @@ def admin_events_in_scope():
     if not scope.limited:
         return true()
     return AdminEvent.id.in_(select(AdminEventDomain.event_id).where(scope.where(AdminEventDomain.domain_id)))
+
+
+def admin_page(page: int = 1, per_page: int = PER_PAGE) -> Page:
+    """Admin → Admins: one page of admins, each with the domains it manages (one grouped join)."""
+    db = get_session()
+    total = db.scalar(select(func.count(Admin.id)))
+    page = min(max(1, page), max(1, -(-total // per_page)))
+    shown = select(Admin).order_by(Admin.username).limit(per_page).offset((page - 1) * per_page).subquery()
+    rows = db.execute(
+        select(
+            shown.c.id,
+            shown.c.username,
+            shown.c.role,
+            shown.c.require_2fa,
+            shown.c.totp_secret.is_not(None).label("two_factor"),
+            shown.c.last_login_at,
+            func.aggregate_strings(MailDomain.domain, ",").label("domains"),
+        )
+        .outerjoin(AdminDomain, AdminDomain.admin_id == shown.c.id)
+        .outerjoin(MailDomain, MailDomain.id == AdminDomain.domain_id)
+        .group_by(
+            shown.c.id, shown.c.username, shown.c.role, shown.c.require_2fa, shown.c.totp_secret, shown.c.last_login_at
+        )
+        .order_by(shown.c.username)
+    ).all()
+    return Page(rows=rows, total=total, page=page, per_page=per_page)
+
+
+def domain_admin_names(domain_ids: list[int]) -> dict[int, list[str]]:
+    """Who manages each of ``domain_ids`` besides the server admins (the Domains list's column)."""
+    names: dict[int, list[str]] = {}
+    for domain_id, username in get_session().execute(
+        select(AdminDomain.domain_id, Admin.username)
+        .join(Admin, Admin.id == AdminDomain.admin_id)
+        .where(AdminDomain.domain_id.in_(domain_ids))
+        .order_by(Admin.username)
+    ):
+        names.setdefault(domain_id, []).append(username)
+    return names
 
 
 def has_two_factor(email: str) -> bool:

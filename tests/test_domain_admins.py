@@ -162,3 +162,43 @@ def test_create_admin_with_an_unknown_domain_creates_nobody(app, runner, world):
         from opmail.models import Admin
 
         assert get_session().scalar(select(Admin).where(Admin.username == "carol")) is None
+
+
+def test_a_server_admin_adds_edits_and_removes_a_domain_admin(app, admin, world):
+    add_domain(app, "charlie.example")
+    add_account(app, "cid@charlie.example")
+    refused = admin.post("/admin/admins/new/", {"username": "erin", "password": "erin's long password", "domains": "alpha.example nowhere.example"})
+    assert refused.status_code == 422 and "No such domain: nowhere.example" in refused.text
+    added = admin.post(
+        "/admin/admins/new/",
+        {"username": "erin", "password": "erin's long password", "domains": "alpha.example, charlie.example"},
+    )
+    assert added.status_code == 302
+    listing = admin.get("/admin/admins/").text
+    assert "erin" in listing and "alpha.example, charlie.example" in listing
+    assert "erin" in admin.get("/admin/domains/").text  # who manages each domain
+    again = admin.post("/admin/admins/new/", {"username": "erin", "password": "another long password", "domains": "alpha.example"})
+    assert again.status_code == 422 and "already exists" in again.text
+
+    erin = AdminClient(app.test_client())
+    assert erin.login("erin", "erin's long password").status_code == 302
+    page = erin.get(LIST).text
+    assert "ann@alpha.example" in page and "cid@charlie.example" in page and "bob.secret" not in page
+    assert erin.get("/admin/admins/").status_code == 403
+
+    with app.app_context():
+        from opmail.auth import find_admin
+
+        erin_id = find_admin("erin").id
+    saved = admin.post(f"/admin/admins/edit/?id={erin_id}", {"domains": "charlie.example"})
+    assert saved.status_code == 302
+    # Its session ended with the change; logged in again, alpha.example is gone.
+    assert erin.get(LIST).status_code == 302
+    assert erin.login("erin", "erin's long password").status_code == 302
+    page = erin.get(LIST).text
+    assert "cid@charlie.example" in page and "ann@alpha.example" not in page
+
+    assert admin.post(f"/admin/admins/delete/?id={erin_id}").status_code == 302
+    assert 'data-admin="erin"' not in admin.get("/admin/admins/").text
+    assert erin.get(LIST).status_code == 302
+    assert erin.login("erin", "erin's long password").status_code != 302

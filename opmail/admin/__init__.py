@@ -13,6 +13,7 @@ from ..auth import current_admin
 from ..models import AdminEvent, MailAccount, MailDomain, SyncEvent
 from . import format, login
 from .accounts import AccountsView
+from .admins import AdminsView
 from .aliases import AliasesView
 from .audit_log import AuditLogView
 from .autoresponders import AutorespondersView
@@ -83,6 +84,9 @@ def init_admin(app: Flask, host_admin: Admin | None, url_prefix: str) -> MailVie
     admin.add_view(SyncLogView(SyncEvent, db, name="Sync Log", endpoint="opmail_sync_log", url="sync-log"))
     admin.add_view(AuditLogView(AdminEvent, db, name="Audit Log", endpoint="opmail_audit", url="audit"))
     admin.add_view(DovecotView(name="Dovecot", endpoint="opmail_dovecot", url="dovecot"))
+    if state.access is None:
+        # opmail's own admins; with the host's ``access`` the host manages its users.
+        admin.add_view(AdminsView(name="Admins", endpoint="opmail_admins", url="admins"))
     format.register(app)
     app.register_blueprint(assets)
     if state.access is None:

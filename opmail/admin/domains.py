@@ -11,9 +11,10 @@ from flask_admin.contrib.sqla import ModelView
 from ..addresses import InvalidInput
 from ..htmx import is_htmx, toast
 from ..models import MailDomain
-from ..queries import domain_contents, domain_page, domain_use
+from ..queries import domain_admin_names, domain_contents, domain_page, domain_use
 from ..rules import domains, limits
 from ..rules.core import get_id
+from ..scope import current_scope
 from .base import ProtectedView, require_server_admin, row_or_404
 from .forms import AdminForm, DomainForm, DomainLimitsForm
 
@@ -28,8 +29,11 @@ class DomainsView(ProtectedView, ModelView):
 
     def render_list(self, form: DomainForm | None = None, status: int = 200):
         page_number = get_id(request.args.get("page")) or 1
+        page = domain_page(page_number)
         context = {
-            "page": domain_page(page_number),
+            "page": page,
+            "domain_admins": domain_admin_names([row.id for row in page.rows]),
+            "server_admin": not current_scope().limited,
             "form": form or DomainForm(formdata=None),
             "list_url": lambda page=1: self.get_url(".index_view", page=page if page > 1 else None),
         }

@@ -159,3 +159,14 @@ class GroupForm(AdminForm):
     name = StringField("Name", validators=[InputRequired()])
     email = StringField("Group address", render_kw={"placeholder": "team@example.com", "autocomplete": "off"})
     description = TextAreaField("Description", render_kw={"rows": 2})
+
+
+class DomainAdminForm(AdminForm):
+    """Admin → Admins: a domain admin's domains and 2FA rule (name and password only when added)."""
+
+    username = StringField("Name", render_kw={"autocomplete": "off"})
+    password = PasswordField("Password", render_kw={"autocomplete": "new-password"})
+    domains = StringField(
+        "Domains", validators=[InputRequired()], render_kw={"placeholder": "alpha.example, beta.example"}
+    )
+    require_2fa = BooleanField("Require 2FA")
