@@ -70,10 +70,11 @@ def create_alias(alias: str, destinations: str | None) -> str:
     with transaction() as db:
         domain_name = address.partition("@")[2]
         domain_id = db.scalar(select(MailDomain.id).where(MailDomain.domain == domain_name))
+        # Before anything else: a domain admin hears the same of another domain, existing or not.
+        check_domain_in_scope(domain_id, domain_name, "alias_email")
         limits = None if domain_id is None else limits_to_check(db, domain_id)
         if limits is None:
             raise InvalidInput(MissingDomain(domain_name).message, "alias_email")
-        check_domain_in_scope(domain_id, domain_name, "alias_email")
         check_new_alias(db, limits)
         try:
             claim_address(db, address, domain_id, ALIAS, "alias_email")

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from .. import audit
 from ..addresses import InvalidInput, normalize_address
 from ..db import get_session, retried
-from ..models import MailAccount, MailAutoresponder, MailSieveScript
+from ..models import MailAccount, MailAutoresponder, MailDomain, MailSieveScript
 from ..scope import check_domain_in_scope, current_scope
 from ..sieve import SCRIPT_NAME, vacation_script
 from .core import ENABLED, MAX_TEXT_BYTES, BulkResult, for_field, split_ids, transaction
@@ -77,10 +77,10 @@ def create_autoresponder(email: str, reply: AutoresponderInput) -> MailAutorespo
     address = for_field(normalize_address, (email or "").strip(), "email")
     reply = _check_autoresponder(reply)
     with transaction() as db:
-        domain_id = db.scalar(select(MailAccount.domain_id).where(MailAccount.email == address))
-        if domain_id is None:
+        domain = address.partition("@")[2]
+        check_domain_in_scope(db.scalar(select(MailDomain.id).where(MailDomain.domain == domain)), domain, "email")
+        if db.scalar(select(MailAccount.id).where(MailAccount.email == address)) is None:
             raise InvalidInput(f"There is no account {address}.", "email")
-        check_domain_in_scope(domain_id, address.partition("@")[2], "email")
         if db.scalar(select(MailAutoresponder.id).where(MailAutoresponder.email == address)):
             raise InvalidInput(f"{address} already has an autoresponder: edit that one.", "email")
         autoresponder = MailAutoresponder(email=address, **reply.__dict__)

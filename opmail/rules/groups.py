@@ -94,10 +94,10 @@ def save_group(
             if address is not None:
                 domain = address.partition("@")[2]
                 domain_id = db.scalar(select(MailDomain.id).where(MailDomain.domain == domain))
+                check_domain_in_scope(domain_id, domain, "email")
                 limits = None if domain_id is None else limits_to_check(db, domain_id)
                 if limits is None:
                     raise MissingDomain(domain)
-                check_domain_in_scope(domain_id, domain, "email")
                 check_new_alias(db, limits, "email")
                 claim_address(db, address, domain_id, GROUP)
             if group_id is not None:
