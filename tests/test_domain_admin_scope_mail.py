@@ -8,7 +8,14 @@ import sqlalchemy as sa
 
 from opmail.auth import set_admin_password
 from opmail.db import get_session
-from opmail.models import Admin, AdminDomain, MailAlias, MailAutoresponder, MailGroup, MailGroupMember
+from opmail.models import (
+    Admin,
+    AdminDomain,
+    MailAlias,
+    MailAutoresponder,
+    MailGroup,
+    MailGroupMember,
+)
 from opmail.rules import aliases, autoresponders, groups
 from tests.conftest import ADMIN_PASSWORD, AdminClient, log_in
 from tests.helpers import add_account, add_domain, rows
