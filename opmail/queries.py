@@ -587,7 +587,7 @@ class AliasRow:
 def alias_page(filters: AliasFilters, per_page: int = PER_PAGE) -> Page:
     """One page of aliases, each with its destinations grouped into one row by the database."""
     db = get_session()
-    conditions = []
+    conditions = [current_scope().where(MailAlias.domain_id)]
     if filters.domain:
         conditions.append(_domain_condition(MailAlias.domain_id, filters.domain))
     if filters.q:
@@ -632,7 +632,9 @@ def alias_page(filters: AliasFilters, per_page: int = PER_PAGE) -> Page:
 def autoresponder_page(page: int = 1, email: str | None = None, per_page: int = PER_PAGE) -> Page:
     """Autoresponders by address (all, or one account's), one page."""
     db = get_session()
-    conditions = [MailAutoresponder.email == email] if email else []
+    conditions = [current_scope().where_address(MailAutoresponder.email)]
+    if email:
+        conditions.append(MailAutoresponder.email == email)
     total = db.scalar(select(func.count(MailAutoresponder.id)).where(*conditions))
     page = min(max(1, page), max(1, -(-total // per_page)))
     rows = db.scalars(
@@ -651,7 +653,8 @@ def group_page(page: int = 1, per_page: int = PER_PAGE) -> Page:
     members = (
         select(MailGroupMember.group_id, func.count().label("n")).group_by(MailGroupMember.group_id).subquery()
     )
-    total = db.scalar(select(func.count(MailGroup.id)))
+    in_scope = current_scope().where_address(MailGroup.email)
+    total = db.scalar(select(func.count(MailGroup.id)).where(in_scope))
     page = min(max(1, page), max(1, -(-total // per_page)))
     rows = db.execute(
         select(
@@ -662,6 +665,7 @@ def group_page(page: int = 1, per_page: int = PER_PAGE) -> Page:
             func.coalesce(members.c.n, 0).label("members"),
         )
         .outerjoin(members, members.c.group_id == MailGroup.id)
+        .where(in_scope)
         .order_by(MailGroup.name)
         .limit(per_page)
         .offset((page - 1) * per_page)
@@ -671,7 +675,11 @@ def group_page(page: int = 1, per_page: int = PER_PAGE) -> Page:
 
 def group_choices() -> list[tuple[int, str]]:
     """(id, name) for the "Add to group" dropdowns, alphabetical."""
-    return get_session().execute(select(MailGroup.id, MailGroup.name).order_by(MailGroup.name)).all()
+    return get_session().execute(
+        select(MailGroup.id, MailGroup.name)
+        .where(current_scope().where_address(MailGroup.email))
+        .order_by(MailGroup.name)
+    ).all()
 
 
 def group_members(group_id: int) -> list:
@@ -679,7 +687,12 @@ def group_members(group_id: int) -> list:
     return get_session().execute(
         select(MailAccount.id, MailAccount.email)
         .join(MailGroupMember, MailGroupMember.account_id == MailAccount.id)
-        .where(MailGroupMember.group_id == group_id)
+        .where(
+            MailGroupMember.group_id == group_id,
+            MailGroupMember.group_id.in_(
+                select(MailGroup.id).where(current_scope().where_address(MailGroup.email))
+            ),
+        )
         .order_by(MailAccount.email)
     ).all()
 

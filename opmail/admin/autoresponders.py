@@ -13,7 +13,7 @@ from ..queries import autoresponder_page
 from ..rules import autoresponders
 from ..rules.core import get_id
 from ..sieve import REPLY_INTERVAL_DAYS
-from .base import ProtectedView, row_or_404
+from .base import ProtectedView
 from .forms import AdminForm, AutoresponderCreateForm, AutoresponderForm
 
 
@@ -68,7 +68,10 @@ class AutorespondersView(ProtectedView, BaseView):
         )
 
     def _autoresponder_or_404(self) -> MailAutoresponder:
-        return row_or_404(MailAutoresponder, request.args.get("id"))
+        autoresponder = autoresponders.autoresponder_in_scope(get_id(request.args.get("id")))
+        if autoresponder is None:
+            abort(404)
+        return autoresponder
 
     @expose("/edit/", methods=("GET", "POST"))
     def edit_view(self):

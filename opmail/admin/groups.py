@@ -11,7 +11,7 @@ from ..models import MailGroup
 from ..queries import group_members, group_page
 from ..rules import groups
 from ..rules.core import get_id
-from .base import ProtectedView, row_or_404
+from .base import ProtectedView
 from .forms import AdminForm, GroupForm
 
 
@@ -44,7 +44,10 @@ class GroupsView(ProtectedView, BaseView):
 
     def _group_or_404(self) -> MailGroup:
         # The account page's "Add to group" sends the group in its form; every other URL names it.
-        return row_or_404(MailGroup, request.values.get("id"))
+        group = groups.group_in_scope(get_id(request.values.get("id")))
+        if group is None:
+            abort(404)
+        return group
 
     @expose("/edit/", methods=("GET", "POST"))
     def edit_view(self):

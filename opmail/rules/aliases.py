@@ -16,6 +16,7 @@ from .. import audit
 from ..addresses import InvalidInput, normalize_address, normalize_domain
 from ..db import get_session, retried
 from ..models import MailAlias, MailDomain, utcnow
+from ..scope import check_domain_in_scope, current_scope
 from .core import (
     ALIAS,
     ENABLED,
@@ -69,6 +70,8 @@ def create_alias(alias: str, destinations: str | None) -> str:
     with transaction() as db:
         domain_name = address.partition("@")[2]
         domain_id = db.scalar(select(MailDomain.id).where(MailDomain.domain == domain_name))
+        # Before anything else: a domain admin hears the same of another domain, existing or not.
+        check_domain_in_scope(domain_id, domain_name, "alias_email")
         limits = None if domain_id is None else limits_to_check(db, domain_id)
         if limits is None:
             raise InvalidInput(MissingDomain(domain_name).message, "alias_email")
@@ -97,7 +100,7 @@ def alias_destinations(alias: str) -> list[str]:
     return list(
         get_session().scalars(
             select(MailAlias.destination_email)
-            .where(MailAlias.alias_email == alias)
+            .where(MailAlias.alias_email == alias, current_scope().where(MailAlias.domain_id))
             .order_by(MailAlias.destination_email)
         )
     )
@@ -108,7 +111,9 @@ def set_alias_destinations(alias: str, destinations: str | None) -> list[str]:
     """Replace an alias's destinations; rows that stay keep their id, status and dates."""
     targets = parse_destinations(destinations)
     with transaction() as db:
-        current = db.scalars(select(MailAlias).where(MailAlias.alias_email == alias)).all()
+        current = db.scalars(
+            select(MailAlias).where(MailAlias.alias_email == alias, current_scope().where(MailAlias.domain_id))
+        ).all()
         if not current:
             raise InvalidInput("That alias no longer exists.")
         _check_destinations(db, alias, targets)
@@ -140,7 +145,7 @@ def set_aliases_active(aliases: Iterable[str], active: bool) -> BulkResult:
             alias: ENABLED[bool(lowest)] if lowest == highest else "partly enabled"
             for alias, lowest, highest in db.execute(
                 select(MailAlias.alias_email, func.min(MailAlias.is_active), func.max(MailAlias.is_active))
-                .where(MailAlias.alias_email.in_(wanted))
+                .where(MailAlias.alias_email.in_(wanted), current_scope().where(MailAlias.domain_id))
                 .group_by(MailAlias.alias_email)
             )
         }
@@ -148,7 +153,7 @@ def set_aliases_active(aliases: Iterable[str], active: bool) -> BulkResult:
         if found:
             db.execute(
                 update(MailAlias)
-                .where(MailAlias.alias_email.in_(sorted(found)))
+                .where(MailAlias.alias_email.in_(sorted(found)), current_scope().where(MailAlias.domain_id))
                 .values(is_active=active, updated_at=utcnow())
             )
         audit.record(
@@ -165,8 +170,11 @@ def delete_aliases(aliases: Iterable[str]) -> BulkResult:
     """Remove aliases with all their destinations."""
     wanted = sorted(set(aliases))
     with transaction() as db:
-        found = set(db.scalars(select(MailAlias.alias_email).where(MailAlias.alias_email.in_(wanted))))
-        db.execute(delete(MailAlias).where(MailAlias.alias_email.in_(sorted(found))))
+        in_scope = current_scope().where(MailAlias.domain_id)
+        found = set(
+            db.scalars(select(MailAlias.alias_email).where(MailAlias.alias_email.in_(wanted), in_scope).distinct())
+        )
+        db.execute(delete(MailAlias).where(MailAlias.alias_email.in_(sorted(found)), in_scope))
         release_addresses(db, found, ALIAS)
         audit.record(db, "alias.delete", sorted(found))
     return BulkResult(changed=[a for a in wanted if a in found], skipped=[a for a in wanted if a not in found])

@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 
 from .. import audit
 from ..addresses import InvalidInput, normalize_address
-from ..db import retried
-from ..models import MailAccount, MailAutoresponder, MailSieveScript
+from ..db import get_session, retried
+from ..models import MailAccount, MailAutoresponder, MailDomain, MailSieveScript
+from ..scope import check_domain_in_scope, current_scope
 from ..sieve import SCRIPT_NAME, vacation_script
 from .core import ENABLED, MAX_TEXT_BYTES, BulkResult, for_field, split_ids, transaction
 
@@ -59,12 +60,25 @@ def store_script(db: Session, autoresponder: MailAutoresponder | None, email: st
         db.add(MailSieveScript(email=email, name=SCRIPT_NAME, script=script))
 
 
+def _in_scope(autoresponder_id):
+    return select(MailAutoresponder).where(
+        MailAutoresponder.id == autoresponder_id, current_scope().where_address(MailAutoresponder.email)
+    )
+
+
+def autoresponder_in_scope(autoresponder_id: int | None) -> MailAutoresponder | None:
+    """The autoresponder a page shows: None when missing or outside the acting admin's scope."""
+    return get_session().scalar(_in_scope(autoresponder_id)) if autoresponder_id else None
+
+
 @retried
 def create_autoresponder(email: str, reply: AutoresponderInput) -> MailAutoresponder:
     """Give an existing account its autoresponder."""
     address = for_field(normalize_address, (email or "").strip(), "email")
     reply = _check_autoresponder(reply)
     with transaction() as db:
+        domain = address.partition("@")[2]
+        check_domain_in_scope(db.scalar(select(MailDomain.id).where(MailDomain.domain == domain)), domain, "email")
         if db.scalar(select(MailAccount.id).where(MailAccount.email == address)) is None:
             raise InvalidInput(f"There is no account {address}.", "email")
         if db.scalar(select(MailAutoresponder.id).where(MailAutoresponder.email == address)):
@@ -81,7 +95,7 @@ def update_autoresponder(autoresponder_id: int, reply: AutoresponderInput) -> Ma
     """Save an autoresponder's text, dates and status (its account never changes)."""
     reply = _check_autoresponder(reply)
     with transaction() as db:
-        autoresponder = db.get(MailAutoresponder, autoresponder_id)
+        autoresponder = db.scalar(_in_scope(autoresponder_id))
         if autoresponder is None:
             raise InvalidInput("That autoresponder no longer exists.")
         changes = audit.diff(
@@ -102,7 +116,9 @@ def delete_autoresponders(raw_ids: Iterable[object]) -> BulkResult:
     with transaction() as db:
         found = dict(
             db.execute(
-                select(MailAutoresponder.id, MailAutoresponder.email).where(MailAutoresponder.id.in_(ids))
+                select(MailAutoresponder.id, MailAutoresponder.email).where(
+                    MailAutoresponder.id.in_(ids), current_scope().where_address(MailAutoresponder.email)
+                )
             ).all()
         )
         db.execute(delete(MailAutoresponder).where(MailAutoresponder.id.in_(list(found))))

@@ -13,8 +13,9 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import audit
 from ..addresses import InvalidInput, normalize_address
-from ..db import retried
+from ..db import get_session, retried
 from ..models import MailAccount, MailDomain, MailGroup, MailGroupMember
+from ..scope import check_domain_in_scope, current_scope
 from .core import (
     GROUP,
     MAX_DISPLAY_NAME,
@@ -46,6 +47,19 @@ def _check_group(name: str | None, description: str | None) -> tuple[str, str | 
     return name, description or None
 
 
+def _scoped_group(db, group_id) -> MailGroup | None:
+    """The group ``group_id`` when it is in the acting admin's scope (its address on one of the
+    scope's domains; a group without an address is a server admin's only), else None."""
+    return db.scalar(
+        select(MailGroup).where(MailGroup.id == group_id, current_scope().where_address(MailGroup.email))
+    )
+
+
+def group_in_scope(group_id: int | None) -> MailGroup | None:
+    """The group a page shows: None when missing or outside the acting admin's scope."""
+    return _scoped_group(get_session(), group_id) if group_id else None
+
+
 def _check_group_address(email: str | None) -> str | None:
     email = (email or "").strip()
     return for_field(normalize_address, email, "email") if email else None
@@ -59,11 +73,14 @@ def save_group(
     (optional, on one of our domains) belongs to nothing else."""
     name, description = _check_group(name, description)
     address = _check_group_address(email)
+    if address is None and current_scope().limited:
+        # A group without an address belongs to no domain: only a server admin manages those.
+        raise InvalidInput("Enter the group's address, on one of the domains you manage.", "email")
     with transaction() as db:
         clash = db.scalar(select(MailGroup.id).where(MailGroup.name == name))
         if clash is not None and clash != group_id:
             raise InvalidInput(f"A group called {name} already exists.", "name")
-        group = MailGroup() if group_id is None else db.get(MailGroup, group_id)
+        group = MailGroup() if group_id is None else _scoped_group(db, group_id)
         if group is None:
             raise InvalidInput("That group no longer exists.")
         changes: dict[str, list] = {}
@@ -77,6 +94,7 @@ def save_group(
             if address is not None:
                 domain = address.partition("@")[2]
                 domain_id = db.scalar(select(MailDomain.id).where(MailDomain.domain == domain))
+                check_domain_in_scope(domain_id, domain, "email")
                 limits = None if domain_id is None else limits_to_check(db, domain_id)
                 if limits is None:
                     raise MissingDomain(domain)
@@ -100,7 +118,10 @@ def save_group(
 def delete_group(group_id: int) -> None:
     """Remove a group and its memberships (the accounts stay); its address bounces from now on."""
     with transaction() as db:
-        name, email = db.execute(select(MailGroup.name, MailGroup.email).where(MailGroup.id == group_id)).one_or_none() or (None, None)
+        group = _scoped_group(db, group_id)
+        if group is None:
+            return  # missing, or another domain's: nothing to delete either way
+        name, email = group.name, group.email
         db.execute(delete(MailGroupMember).where(MailGroupMember.group_id == group_id))
         db.execute(delete(MailGroup).where(MailGroup.id == group_id))
         if email is not None:
@@ -114,10 +135,16 @@ def add_to_group(raw_ids: Iterable[object], group_id: object) -> BulkResult:
     ids, junk = split_ids(raw_ids)
     with transaction() as db:
         group_id = get_id(group_id)
-        group = db.get(MailGroup, group_id) if group_id else None
+        group = _scoped_group(db, group_id) if group_id else None
         if group is None:
             raise InvalidInput("Choose a group first.", "group_id")
-        found = dict(db.execute(select(MailAccount.id, MailAccount.email).where(MailAccount.id.in_(ids))).all())
+        found = dict(
+            db.execute(
+                select(MailAccount.id, MailAccount.email).where(
+                    MailAccount.id.in_(ids), current_scope().where(MailAccount.domain_id)
+                )
+            ).all()
+        )
         members = set(
             db.scalars(
                 select(MailGroupMember.account_id).where(
@@ -139,6 +166,8 @@ def remove_from_group(raw_ids: Iterable[object], group_id: int) -> int:
     """End the selected accounts' membership; returns how many memberships ended."""
     ids, _ = split_ids(raw_ids)
     with transaction() as db:
+        if _scoped_group(db, group_id) is None:
+            return 0
         leaving = db.execute(
             select(MailGroup.name, MailAccount.email)
             .join(MailGroupMember, MailGroupMember.group_id == MailGroup.id)
