@@ -702,7 +702,7 @@ def account_groups(account_id: int) -> list:
     return get_session().execute(
         select(MailGroup.id, MailGroup.name)
         .join(MailGroupMember, MailGroupMember.group_id == MailGroup.id)
-        .where(MailGroupMember.account_id == account_id)
+        .where(MailGroupMember.account_id == account_id, current_scope().where_address(MailGroup.email))
         .order_by(MailGroup.name)
     ).all()
 
