@@ -204,6 +204,37 @@ class Bench:
         self.results["pages"] = pages
         self.results["picker"] = {"prefix": prefix, "options": shown, **picker}
 
+    def domain_admin_pages(self) -> None:
+        """The same pages for a domain admin of two demo domains beside the server admin: its
+        scope is one more IN list in each statement, which must not make its pages slower."""
+        managed = [demo.demo_domain(self.domains // 2), demo.demo_domain(self.domains // 3)]
+        with self.app.app_context():
+            set_admin_password("bench-domain", ADMIN_PASSWORD, managed)
+        server_client, self.client = self.client, self.app.test_client()
+        login_page = self.client.get("/admin/login").text
+        self.client.post(
+            "/admin/login",
+            data={"username": "bench-domain", "password": ADMIN_PASSWORD, "csrf_token": self._token(login_page)},
+        )
+        urls = {
+            "accounts": "/admin/accounts/",
+            "accounts, sort by usage": "/admin/accounts/?sort=usage&dir=desc",
+            "accounts, search user1": "/admin/accounts/?q=user1",
+            "dashboard": "/admin/",
+            "aliases": "/admin/aliases/",
+            "domains": "/admin/domains/",
+            "audit log": "/admin/audit/",
+        }
+        scoped = {name: self._request(url, {"HX-Request": "true"} if "accounts" in name else {}) for name, url in urls.items()}
+        self.client = server_client
+        compared = {}
+        for name, url in urls.items():
+            server = self._request(url, {"HX-Request": "true"} if "accounts" in name else {})
+            scoped[name].pop("text")
+            server.pop("text")
+            compared[name] = {"domain_admin": scoped[name], "server_admin": server}
+        self.results["domain_admin"] = {"domains": managed, "pages": compared}
+
     def _request(self, url: str, headers: dict) -> dict:
         """p50/p95, statements and size of GET ``url`` (after a warm-up request); ``text``: the body."""
         self.client.get(url, headers=headers)
@@ -346,6 +377,7 @@ class Bench:
         if not pages_only:
             self.add_account("seeded", "added.example.net")
         self.full_pages()
+        self.domain_admin_pages()
         self.list_pages()
         if not pages_only:
             self.bulk()
@@ -417,6 +449,19 @@ def table(results: list[dict]) -> str:
             f"{'picker: domains starting ' + picker['prefix']:38} {picker['p50_ms']:8.1f} {picker['p95_ms']:8.1f}"
             f" {picker['kb']:6.1f} {picker['statements']:5}  ({picker['options']} options)\n"
         )
+        scoped = result.get("domain_admin")
+        if scoped:
+            lines.append(
+                f"{'domain admin of 2 domains beside server':38} {'dom p50':>8} {'stmts':>5} {'srv p50':>8}"
+                f" {'stmts':>5} {'dom÷srv':>8}"
+            )
+            for name, row in scoped["pages"].items():
+                mine, server = row["domain_admin"], row["server_admin"]
+                lines.append(
+                    f"{name:38} {mine['p50_ms']:8.1f} {mine['statements']:5} {server['p50_ms']:8.1f}"
+                    f" {server['statements']:5} {mine['p50_ms'] / server['p50_ms']:8.2f}"
+                )
+            lines.append("")
         for name, row in result.get("bulk", {}).items():
             lines.append(
                 f"bulk {name} ({row['selected']:,})".ljust(38)
