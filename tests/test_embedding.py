@@ -465,3 +465,25 @@ def test_a_host_access_naming_domains_makes_a_domain_admin(db_url, bare_hosts):
     assert client.get("/admin/sync-log/").status_code == 403
     names["value"] = ["nowhere.example"]
     assert client.get("/admin/accounts/").status_code == 403
+
+
+def test_the_example_sites_customer_manages_only_its_mail_domains(host):
+    """examples/host_site: a customer (not staff) whose account names mail domains uses opmail's
+    pages as the admin of those, and the host's own admin stays closed to it."""
+    add_domain(host, "customer.example")
+    add_domain(host, "other.example")
+    add_account(host, "cat@customer.example")
+    other = add_account(host, "oscar@other.example")
+    with host.app_context():
+        add_user("owner@customer.example", PASSWORD, mail_domains="customer.example")
+    customer = HostClient(host.test_client())
+    assert customer.login("owner@customer.example").status_code == 302
+    page = customer.get("/admin/mail/accounts/")
+    assert page.status_code == 200
+    assert "cat@customer.example" in page.text and "oscar@other.example" not in page.text
+    assert customer.get(f"/admin/mail/accounts/edit/?id={other}").status_code == 404
+    assert customer.get("/admin/mail/sync-log/").status_code == 403
+    # The guest, a user with no mail domains, gets nothing.
+    guest = HostClient(host.test_client())
+    guest.login(GUEST)
+    assert guest.get("/admin/mail/accounts/").status_code == 403

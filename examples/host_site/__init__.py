@@ -48,7 +48,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, instance_path: str | 
     host_admin = admin.init_admin(app)
 
     # opmail: its views join the site's Admin under "Mail", behind the site's own login.
-    OpMail(app, db=db, admin=host_admin, access=auth.is_staff, confirm_password=auth.confirm_password)
+    OpMail(app, db=db, admin=host_admin, access=auth.mail_access, confirm_password=auth.confirm_password)
 
     app.add_url_rule("/", "home", lambda: redirect(url_for("admin.index")))
     app.cli.add_command(init_db)
@@ -66,5 +66,6 @@ def init_db() -> None:
 @click.argument("email")
 @click.password_option()
 @click.option("--staff", is_flag=True, help="May use the admin, Mail included.")
-def add_user_command(email: str, password: str, staff: bool) -> None:
-    add_user(email, password, staff=staff)
+@click.option("--mail-domain", "mail_domains", multiple=True, help="A customer's mail domain (repeat for several).")
+def add_user_command(email: str, password: str, staff: bool, mail_domains: tuple[str, ...]) -> None:
+    add_user(email, password, staff=staff, mail_domains=" ".join(mail_domains))

@@ -27,6 +27,14 @@ def is_staff() -> bool:
     return current_user.is_authenticated and current_user.is_staff
 
 
+def mail_access() -> bool | list[str]:
+    """Who may use opmail's Mail pages: staff every domain (True), a customer its own domains (their
+    names: opmail makes it a domain admin of those), anybody else nobody."""
+    if not current_user.is_authenticated:
+        return False
+    return True if current_user.is_staff else current_user.mail_domains.split()
+
+
 def confirm_password(password: str) -> bool:
     """opmail's delete dialogs ask for the user's own password: the host checks it."""
     return current_user.is_authenticated and current_user.check_password(password)

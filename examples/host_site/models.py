@@ -19,6 +19,8 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     # Only staff may use the mail admin: the host decides that, through OpMail(access=...).
     is_staff: Mapped[bool] = mapped_column(default=False)
+    # A customer who is not staff may manage these mail domains (space-separated) and no others.
+    mail_domains: Mapped[str] = mapped_column(String(1000), default="")
 
     def __str__(self) -> str:
         # What opmail's audit log shows as the admin who made a change.
@@ -38,8 +40,10 @@ class Site(db.Model):
     title: Mapped[str] = mapped_column(String(200), default="")
 
 
-def add_user(email: str, password: str, *, staff: bool = False) -> User:
-    user = User(email=email, password_hash=generate_password_hash(password), is_staff=staff)
+def add_user(email: str, password: str, *, staff: bool = False, mail_domains: str = "") -> User:
+    user = User(
+        email=email, password_hash=generate_password_hash(password), is_staff=staff, mail_domains=mail_domains
+    )
     db.session.add(user)
     db.session.commit()
     return user
