@@ -204,3 +204,20 @@ def test_a_server_admin_adds_edits_and_removes_a_domain_admin(app, admin, world)
     assert 'data-admin="erin"' not in admin.get("/admin/admins/").text
     assert erin.get(LIST).status_code == 302
     assert erin.login("erin", "erin's long password").status_code != 302
+
+
+def test_require_2fa_sends_the_domain_admin_to_its_setup_first(app, world):
+    with app.app_context():
+        set_admin_password("dora", DORA_PASSWORD, ["alpha.example"], require_2fa=True)
+    client = AdminClient(app.test_client())
+    assert client.login("dora", DORA_PASSWORD).status_code == 302
+    response = client.get(LIST)
+    assert response.status_code == 302 and response.location.endswith("/admin/two-factor/")
+
+
+def test_a_domain_admin_is_locked_out_like_any_admin(app, world):
+    client = AdminClient(app.test_client())
+    for _ in range(6):
+        client.login("dora", "a wrong password")
+    refused = client.login("dora", DORA_PASSWORD)
+    assert refused.status_code != 302 and "Too many failed attempts" in refused.text
