@@ -20,7 +20,7 @@ from .config import flag
 from .db import get_session, retried
 from .models import DOMAIN_ADMIN, Admin, AdminDomain, MailDomain, utcnow
 from .passwords import generate_password, hash_password, validate_password, verify_password
-from .rules.core import check_password_policy
+from .rules.core import check_password_policy, transaction
 from .scope import EVERY_DOMAIN, Scope, admin_scope, scope_of_domain_names
 
 SESSION_KEY = "opmail_admin_id"
@@ -90,15 +90,11 @@ def set_admin_password(
         db.add(admin)
     admin.password = hash_admin_password(plain)
     try:
-        if domains:
-            _make_domain_admin(db, admin, domains, require_2fa)
-        db.commit()
-    except IntegrityError:
-        db.rollback()  # another request created the same name meanwhile
+        with transaction():
+            if domains:
+                _make_domain_admin(db, admin, domains, require_2fa)
+    except IntegrityError:  # another request created the same name meanwhile
         raise InvalidInput(f"An admin called {name} already exists.", "username") from None
-    except BaseException:
-        db.rollback()
-        raise
     return created
 
 
@@ -119,16 +115,11 @@ def add_domain_admin(username: str, plain: str, domains: list[str], require_2fa:
 @retried
 def set_admin_domains(admin_id: int, domains: Iterable[str], require_2fa: bool) -> Admin:
     """Admin → Admins → edit: the domains a domain admin manages, and whether it must use 2FA."""
-    db = get_session()
-    admin = db.get(Admin, admin_id)
-    if admin is None or admin.is_server_admin:
-        raise InvalidInput("That domain admin no longer exists.")
-    try:
+    with transaction() as db:
+        admin = db.get(Admin, admin_id)
+        if admin is None or admin.is_server_admin:
+            raise InvalidInput("That domain admin no longer exists.")
         _make_domain_admin(db, admin, domains, require_2fa)
-        db.commit()
-    except BaseException:
-        db.rollback()
-        raise
     return admin
 
 
@@ -136,15 +127,14 @@ def set_admin_domains(admin_id: int, domains: Iterable[str], require_2fa: bool) 
 def remove_domain_admin(admin_id: int) -> str | None:
     """Remove a domain admin (its sessions end with it); None when there is none by that id.
     Server admins are not removed here: the last one would lock everybody out."""
-    db = get_session()
-    admin = db.get(Admin, admin_id)
-    if admin is None or admin.is_server_admin:
-        return None
-    name = admin.username
-    db.execute(delete(AdminDomain).where(AdminDomain.admin_id == admin_id))
-    db.execute(delete(Admin).where(Admin.id == admin_id))
-    audit.record(db, "admin.delete", [name])
-    db.commit()
+    with transaction() as db:
+        admin = db.get(Admin, admin_id)
+        if admin is None or admin.is_server_admin:
+            return None
+        name = admin.username
+        db.execute(delete(AdminDomain).where(AdminDomain.admin_id == admin_id))
+        db.execute(delete(Admin).where(Admin.id == admin_id))
+        audit.record(db, "admin.delete", [name])
     return name
 
 

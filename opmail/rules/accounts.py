@@ -19,14 +19,13 @@ from ..models import (
     MailAccount,
     MailAlias,
     MailAutoresponder,
-    MailDomain,
     MailForward,
     MailGroupMember,
     MailSieveScript,
     UserTwoFactor,
     utcnow,
 )
-from ..scope import check_domain_in_scope, current_scope
+from ..scope import current_scope
 from .core import (
     ACCOUNT,
     ACCOUNT_STATUS,
@@ -37,6 +36,7 @@ from .core import (
     check_display_name,
     check_quota,
     claim_address,
+    find_domain_id,
     for_field,
     get_id,
     hash_new_password,
@@ -80,11 +80,8 @@ def create_account(
     password_hash = hash_new_password(password)
     domain_name = address.partition("@")[2]
     with transaction() as db:
-        domain = db.scalar(select(MailDomain).where(MailDomain.domain == domain_name))
-        check_domain_in_scope(None if domain is None else domain.id, domain_name)
-        if domain is None:
-            raise MissingDomain(domain_name)
-        limits = limits_to_check(db, domain.id)
+        domain_id = find_domain_id(db, domain_name)
+        limits = None if domain_id is None else limits_to_check(db, domain_id)
         if limits is None:
             raise MissingDomain(domain_name)
         quota_mb = limits.quota_for_new(quota_mb)
@@ -95,12 +92,12 @@ def create_account(
         check_new_accounts(db, limits, [quota_mb])
         if account is None:
             try:
-                claim_address(db, address, domain.id, ACCOUNT)
+                claim_address(db, address, domain_id, ACCOUNT)
             except AddressTaken as error:
                 if error.holder == ACCOUNT:  # another request created it since we looked
                     raise InvalidInput(f"The account {address} already exists.", "email") from None
                 raise
-            account = MailAccount(email=address, domain_id=domain.id)
+            account = MailAccount(email=address, domain_id=domain_id)
             db.add(account)
         account.password = password_hash
         account.quota_mb = quota_mb

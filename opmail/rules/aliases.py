@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from .. import audit
 from ..addresses import InvalidInput, normalize_address, normalize_domain
 from ..db import get_session, retried
-from ..models import MailAlias, MailDomain, utcnow
-from ..scope import check_domain_in_scope, current_scope
+from ..models import MailAlias, utcnow
+from ..scope import current_scope
 from .core import (
     ALIAS,
     ENABLED,
@@ -25,6 +25,7 @@ from .core import (
     MissingDomain,
     check_local_destinations,
     claim_address,
+    find_domain_id,
     for_field,
     release_addresses,
     transaction,
@@ -69,9 +70,7 @@ def create_alias(alias: str, destinations: str | None) -> str:
     targets = parse_destinations(destinations)
     with transaction() as db:
         domain_name = address.partition("@")[2]
-        domain_id = db.scalar(select(MailDomain.id).where(MailDomain.domain == domain_name))
-        # Before anything else: a domain admin hears the same of another domain, existing or not.
-        check_domain_in_scope(domain_id, domain_name, "alias_email")
+        domain_id = find_domain_id(db, domain_name, "alias_email")
         limits = None if domain_id is None else limits_to_check(db, domain_id)
         if limits is None:
             raise InvalidInput(MissingDomain(domain_name).message, "alias_email")

@@ -12,10 +12,18 @@ from sqlalchemy.orm import Session
 from .. import audit
 from ..addresses import InvalidInput, normalize_address
 from ..db import get_session, retried
-from ..models import MailAccount, MailAutoresponder, MailDomain, MailSieveScript
-from ..scope import check_domain_in_scope, current_scope
+from ..models import MailAccount, MailAutoresponder, MailSieveScript
+from ..scope import current_scope
 from ..sieve import SCRIPT_NAME, vacation_script
-from .core import ENABLED, MAX_TEXT_BYTES, BulkResult, for_field, split_ids, transaction
+from .core import (
+    ENABLED,
+    MAX_TEXT_BYTES,
+    BulkResult,
+    find_domain_id,
+    for_field,
+    split_ids,
+    transaction,
+)
 
 MAX_SUBJECT = 255
 
@@ -78,7 +86,7 @@ def create_autoresponder(email: str, reply: AutoresponderInput) -> MailAutorespo
     reply = _check_autoresponder(reply)
     with transaction() as db:
         domain = address.partition("@")[2]
-        check_domain_in_scope(db.scalar(select(MailDomain.id).where(MailDomain.domain == domain)), domain, "email")
+        find_domain_id(db, domain)  # NotYourDomain before "no account": the same for every other domain
         if db.scalar(select(MailAccount.id).where(MailAccount.email == address)) is None:
             raise InvalidInput(f"There is no account {address}.", "email")
         if db.scalar(select(MailAutoresponder.id).where(MailAutoresponder.email == address)):

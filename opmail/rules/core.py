@@ -22,6 +22,7 @@ from ..passwords import (
     to_dovecot_hash,
     validate_password,
 )
+from ..scope import check_domain_in_scope
 
 MAX_QUOTA_MB = 10_000_000
 MAX_DISPLAY_NAME = 255
@@ -83,6 +84,14 @@ def transaction() -> Iterator:
     except BaseException:
         db.rollback()
         raise
+
+
+def find_domain_id(db: Session, name: str, field: str = "email") -> int | None:
+    """The id of our domain ``name`` (None: there is none). Outside the acting admin's scope it is
+    NotYourDomain, said before whether the domain exists: a domain admin learns nothing of others."""
+    domain_id = db.scalar(select(MailDomain.id).where(MailDomain.domain == name))
+    check_domain_in_scope(domain_id, name, field)
+    return domain_id
 
 
 def address_holders(db: Session, addresses: Iterable[str]) -> dict[str, str]:

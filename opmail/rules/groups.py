@@ -14,8 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from .. import audit
 from ..addresses import InvalidInput, normalize_address
 from ..db import get_session, retried
-from ..models import MailAccount, MailDomain, MailGroup, MailGroupMember
-from ..scope import check_domain_in_scope, current_scope
+from ..models import MailAccount, MailGroup, MailGroupMember
+from ..scope import current_scope
 from .core import (
     GROUP,
     MAX_DISPLAY_NAME,
@@ -23,6 +23,7 @@ from .core import (
     BulkResult,
     MissingDomain,
     claim_address,
+    find_domain_id,
     for_field,
     get_id,
     release_addresses,
@@ -93,8 +94,7 @@ def save_group(
                 release_addresses(db, [group.email], GROUP)
             if address is not None:
                 domain = address.partition("@")[2]
-                domain_id = db.scalar(select(MailDomain.id).where(MailDomain.domain == domain))
-                check_domain_in_scope(domain_id, domain, "email")
+                domain_id = find_domain_id(db, domain)
                 limits = None if domain_id is None else limits_to_check(db, domain_id)
                 if limits is None:
                     raise MissingDomain(domain)
