@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, request
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 
@@ -155,6 +155,12 @@ class OpMail:
 
 class _HttpsAwareSessionInterface(SecureCookieSessionInterface):
     """Mark the session cookie Secure whenever the request came in over HTTPS."""
+
+    def open_session(self, app: Flask, request) -> SecureCookieSession | None:
+        # No cookie (every webhook call): an empty session, without building the signer first.
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)

@@ -220,8 +220,20 @@ def engine_options(url: str, config: Mapping[str, Any] | None = None) -> dict[st
         # connection returned with its transaction still open (it must be on the engine: OpMail
         # adds it to the opmail bind's).
         options["pool_reset_on_return"] = None
-        options["connect_args"] = mysql_timeouts(config or {})
+        options["connect_args"] = {**mysql_timeouts(config or {}), "client_flag": mysql_client_flags()}
     return options
+
+
+def mysql_client_flags() -> int:
+    """PyMySQL's client flags: FOUND_ROWS, which SQLAlchemy sets itself unless given flags (an
+    UPDATE counts the rows it matched, not only those it changed), and MULTI_STATEMENTS, so that
+    the webhook sends its writes and their COMMIT as one round trip (``opmail.db.write_and_commit``).
+
+    Several statements per query change nothing for injection: every value opmail sends is escaped
+    by the driver, one statement or several."""
+    from pymysql.constants import CLIENT
+
+    return CLIENT.FOUND_ROWS | CLIENT.MULTI_STATEMENTS
 
 
 def mysql_timeouts(config: Mapping[str, Any]) -> dict[str, int]:

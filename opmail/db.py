@@ -6,12 +6,13 @@ import functools
 import random
 import select
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from flask import current_app
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, Executable, event
+from sqlalchemy.engine import Compiled
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool.base import ResetStyle
@@ -170,6 +171,115 @@ def _reset(dbapi_connection, record, state) -> None:
     if record.info.pop(_ENDED, False) or state.transaction_was_reset or state.terminate_only:
         return
     dbapi_connection.rollback()
+
+
+# PyMySQL's CLIENT.MULTI_STATEMENTS: the connection runs several statements sent as one query
+# (opmail.config.mysql_client_flags asks for it; a host's own engine may not).
+_MULTI_STATEMENTS = 1 << 16
+
+Step = tuple[Executable, Mapping[str, Any]]
+
+
+def read_row(connection: Connection, statement: Executable, params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The first row of ``statement`` by column name: one round trip, on the driver where
+    ``write_and_commit`` batches, so that SQLAlchemy has begun no transaction of its own."""
+    if not _batches(connection):
+        row = connection.execute(statement, params).first()
+        return None if row is None else row._mapping
+    return _on_driver(connection, [(statement, params)], commit=False)[1]
+
+
+def write_and_commit(connection: Connection, steps: Sequence[Step]) -> list[int]:
+    """Run the statements in order, then COMMIT; each one's row count.
+
+    On a MariaDB connection with multi-statements, and no transaction SQLAlchemy has begun, the
+    statements and the COMMIT go as one query: one round trip instead of one each, most of what a
+    webhook call costs (bench/README.md). The server stops at the first statement that fails, so
+    the COMMIT never runs after a failure. Elsewhere (SQLite, a host's engine without the flag)
+    they run one by one.
+    """
+    if not _batches(connection) or connection.in_transaction():
+        counts = [connection.execute(statement, params).rowcount for statement, params in steps]
+        connection.commit()
+        return counts
+    counts = _on_driver(connection, steps, commit=True)[0]
+    connection.connection.info[_ENDED] = True  # committed: nothing to roll back on return
+    return counts[: len(steps)]
+
+
+def _batches(connection: Connection) -> bool:
+    return bool(getattr(connection.connection.dbapi_connection, "client_flag", 0) & _MULTI_STATEMENTS)
+
+
+# Compiled once per statement and set of parameters: compiling costs more than running one.
+_compiled: dict[tuple, Compiled] = {}
+
+
+def _for_driver(dialect, statement: Executable, params: Mapping[str, Any]) -> tuple[str, Any]:
+    """The statement's SQL in the driver's parameter style, and its values."""
+    key = (statement, tuple(params), dialect)
+    compiled = _compiled.get(key)
+    if compiled is None:
+        compiled = statement.compile(dialect=dialect, column_keys=list(params))
+        # SQLAlchemy fills a column's Python default in at execution; nothing does here.
+        unfilled = [name for name, bind in compiled.binds.items() if name not in params and bind.value is None]
+        if unfilled:
+            raise ValueError(f"No value for {', '.join(unfilled)}: give every column a value.")
+        _compiled[key] = compiled
+    values = compiled.construct_params(params)
+    if compiled.positional:
+        return compiled.string, [values[name] for name in compiled.positiontup]
+    return compiled.string, values
+
+
+def _on_driver(
+    connection: Connection, steps: Sequence[Step], *, commit: bool
+) -> tuple[list[int], dict[str, Any] | None]:
+    """Send the statements (and COMMIT) as one query on the DB-API connection and read every
+    answer: each statement's row count, and the first row of the first one by column name.
+
+    The values are escaped by PyMySQL, as for any statement it sends. SQLAlchemy's cursor events
+    see each statement as if it were sent alone (statement counters, and the tests that make one
+    fail). A driver error is raised as SQLAlchemy's, which ``retried`` and the 503 handlers read,
+    and a lost connection is invalidated.
+    """
+    dialect = connection.dialect
+    dbapi_connection = connection.connection.dbapi_connection
+    cursor = dbapi_connection.cursor()
+    parts = [_for_driver(dialect, statement, params) for statement, params in steps]
+    if commit:
+        parts.append(("COMMIT", None))
+    # Dispatching to no listener costs as much as escaping the values: only when there are some.
+    announce = bool(connection.dispatch.before_cursor_execute or connection.dispatch.after_cursor_execute)
+    try:
+        texts = []
+        for sql, values in parts:
+            if sql == "COMMIT":
+                _commit_sent.set(True)  # from here on the change may be in: never run it again
+            if announce:
+                connection.dispatch.before_cursor_execute(connection, cursor, sql, values, None, False)
+            texts.append(sql if values is None else cursor.mogrify(sql, values))
+        cursor.execute(";\n".join(texts))
+        counts = [cursor.rowcount]
+        first = cursor.fetchone() if cursor.description else None
+        if first is not None:
+            first = dict(zip((column[0] for column in cursor.description), first, strict=True))
+        # The later statements' answers, and the error of one that failed, come as the cursor
+        # moves to them.
+        while cursor.nextset():
+            counts.append(cursor.rowcount)
+    except dialect.loaded_dbapi.Error as error:
+        lost = dialect.is_disconnect(error, dbapi_connection, cursor)
+        if lost:
+            connection.invalidate(error)
+        # The statements without their values: a password hash never reaches the log.
+        templates = ";\n".join(sql for sql, _values in parts)
+        raise DBAPIError.instance(
+            templates, None, error, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
+        ) from error
+    for sql, values in parts if announce else ():
+        connection.dispatch.after_cursor_execute(connection, cursor, sql, values, None, False)
+    return counts, first
 
 
 def create_schema() -> list[str]:

@@ -2,6 +2,7 @@ import os
 import sys
 
 import pytest
+from pymysql.constants import CLIENT
 
 from opmail import ConfigError
 from opmail.db import create_schema, get_engine
@@ -74,11 +75,14 @@ def test_bad_database_timeouts_refuse_to_start(tmp_path, key, value):
 
 def test_a_mariadb_engine_gets_the_timeouts(tmp_path):
     url = "mysql+pymysql://opmail:secret@127.0.0.1/mail?charset=utf8mb4"  # never connected to here
+    # With the timeouts, the client flags: SQLAlchemy's FOUND_ROWS (kept, as given flags replace
+    # it) and MULTI_STATEMENTS, which the webhook's one-round-trip writes need.
+    flags = CLIENT.FOUND_ROWS | CLIENT.MULTI_STATEMENTS
     default = make_app(url, tmp_path).config["SQLALCHEMY_BINDS"]["opmail"]["connect_args"]
-    assert default == {"connect_timeout": 5, "read_timeout": 10, "write_timeout": 10}
+    assert default == {"connect_timeout": 5, "read_timeout": 10, "write_timeout": 10, "client_flag": flags}
     chosen = make_app(url, tmp_path, DATABASE_TIMEOUT="30", DATABASE_CONNECT_TIMEOUT="3")
     assert chosen.config["SQLALCHEMY_BINDS"]["opmail"]["connect_args"] == {
-        "connect_timeout": 3, "read_timeout": 30, "write_timeout": 30
+        "connect_timeout": 3, "read_timeout": 30, "write_timeout": 30, "client_flag": flags
     }
 
 

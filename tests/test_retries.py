@@ -149,6 +149,57 @@ def test_a_connection_lost_during_commit_is_not_retried(app, client, monkeypatch
     assert count(app, SyncEvent) == 0  # this fake COMMIT rolled back; the point is: one try only
 
 
+# On MariaDB a webhook call's writes and its COMMIT go as one query (opmail.db.write_and_commit):
+# once jane's domain exists, her create is one read, then the two inserts, the log row and COMMIT.
+IS_COMMIT = "COMMIT".__eq__
+
+
+@pytest.mark.mariadb_only
+def test_a_deadlock_at_a_batched_commit_runs_the_call_again(app, client):
+    sync_call(client, {**CREATE_JANE, "email": "ann@example.com"})
+    with statement_fails(app, 2, IS_COMMIT) as failures:
+        assert sync_call(client, CREATE_JANE).json == {"status": "ok"}
+    assert failures.raised == 2
+    assert rows(app, sa.select(SyncEvent.email, SyncEvent.outcome).order_by(SyncEvent.id)) == [
+        ("ann@example.com", "created"),
+        ("jane@example.com", "created"),
+    ]
+
+
+@pytest.mark.mariadb_only
+def test_a_connection_lost_at_a_batched_commit_is_not_run_again(app, client):
+    sync_call(client, {**CREATE_JANE, "email": "ann@example.com"})
+    with statement_fails(app, 1, IS_COMMIT, error=LOST) as failures:
+        assert sync_call(client, CREATE_JANE).status_code == 503
+    assert failures.raised == 1
+    assert rows(app, sa.select(MailAccount.email)) == [("ann@example.com",)]
+
+
+@pytest.mark.mariadb_only
+def test_a_batch_that_fails_midway_leaves_nothing_of_it(app, client):
+    """A real error from the server after the UPDATE ran: the COMMIT after it never runs, and the
+    connection goes back to the pool rolled back, not with the UPDATE waiting for someone's COMMIT."""
+    sync_call(client, CREATE_JANE)
+    before = snapshot(app)
+    with app.app_context(), get_engine().begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TRIGGER refuse_sync_log BEFORE INSERT ON sync_events FOR EACH ROW "
+            "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'"
+        )
+    try:
+        response = sync_call(client, {"action": "password", "email": "jane@example.com", "password": "never stored"})
+    finally:
+        with app.app_context(), get_engine().begin() as connection:
+            connection.exec_driver_sql("DROP TRIGGER refuse_sync_log")
+    assert response.status_code == 503 and response.json == {"error": AWAY}
+    assert snapshot(app) == before
+    # The next call, on the same pooled connection, commits only its own change.
+    assert sync_call(client, {"action": "delete", "email": "nobody@example.com"}).json == {"status": "ok"}
+    after = snapshot(app)
+    assert after["mail_accounts"] == before["mail_accounts"]
+    assert len(after["sync_events"]) == len(before["sync_events"]) + 1
+
+
 # --- admin forms and bulk actions -----------------------------------------------------------------
 
 
@@ -216,39 +267,49 @@ def test_cli_answers_the_outage_line_after_the_last_attempt(app):
 
 
 @contextmanager
-def commands_sent(app) -> Iterator[list[str]]:
-    """The COMMITs, ROLLBACKs and pings PyMySQL sends (round trips that are not statements)."""
+def round_trips(app) -> Iterator[list[list[str]]]:
+    """Every command PyMySQL sends (a query, a COMMIT, a ROLLBACK, a ping), each as the first word
+    of its statements: one entry per round trip."""
     with app.app_context():
         engine = get_engine()
-    sent: list[str] = []
+    sent: list[list[str]] = []
     connection_class = engine.dialect.loaded_dbapi.connections.Connection
-    originals = {name: getattr(connection_class, name) for name in ("commit", "rollback", "ping")}
+    original = connection_class._execute_command
 
-    def spy(name):
-        def send(self, *args, **kwargs):
-            sent.append(name)
-            return originals[name](self, *args, **kwargs)
+    def send(self, command, sql):
+        text = sql.decode() if isinstance(sql, bytes) else sql
+        sent.append([statement.split()[0] for statement in text.split(";\n")] if text else [f"command {command}"])
+        return original(self, command, sql)
 
-        return send
-
-    for name in originals:
-        setattr(connection_class, name, spy(name))
+    connection_class._execute_command = send
     try:
         yield sent
     finally:
-        for name, original in originals.items():
-            setattr(connection_class, name, original)
+        connection_class._execute_command = original
 
 
 @pytest.mark.mariadb_only
-def test_a_webhook_call_sends_one_commit_and_nothing_else(app, client):
-    sync_call(client, CREATE_JANE)  # the pool now holds a connection
-    with commands_sent(app) as sent:
+def test_a_webhook_call_is_one_or_two_round_trips(app, client):
+    """The reads, then the writes, the sync log row and the COMMIT as one query: no pre-ping and no
+    ROLLBACK on the way back to the pool."""
+    sync_call(client, CREATE_JANE)  # the domain exists, and the pool holds a connection
+    with round_trips(app) as sent:
         assert sync_call(client, {**CREATE_JANE, "email": "ann@example.com"}).json == {"status": "ok"}
         assert sync_call(client, {"action": "password", "email": "ann@example.com", "password": "new"}).json == {
             "status": "ok"
         }
-    assert sent == ["commit", "commit"]  # no pre-ping, no ROLLBACK on the way back to the pool
+        assert sync_call(client, {"action": "delete", "email": "nobody@example.com"}).json == {"status": "ok"}
+    assert sent == [
+        ["SELECT"],
+        ["INSERT", "INSERT", "INSERT", "COMMIT"],
+        ["UPDATE", "INSERT", "COMMIT"],
+        ["UPDATE", "INSERT", "COMMIT"],
+    ]
+    assert rows(app, sa.select(SyncEvent.email, SyncEvent.outcome).order_by(SyncEvent.id))[1:] == [
+        ("ann@example.com", "created"),
+        ("ann@example.com", "password"),
+        ("nobody@example.com", "noop"),
+    ]
 
 
 @pytest.mark.mariadb_only

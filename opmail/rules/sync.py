@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Integer, bindparam, case, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from ..addresses import InvalidInput, normalize_address, normalize_domain
-from ..db import get_engine, retried
+from ..db import Step, get_engine, read_row, retried, write_and_commit
 from ..models import MailAccount, MailAddress, MailDomain, SyncEvent, utcnow
 from ..passwords import to_dovecot_hash
 from .core import ACCOUNT, AddressTaken, check_password_or_hash, check_quota, hash_new_password
@@ -107,27 +109,29 @@ def check_sync_call(body: object) -> SyncCall:
 # The webhook's statements, built once: the Panel's agent calls for every account it touches, and
 # building a statement per call cost more than running it. Plain SQL, no unit-of-work flush, and as
 # few round trips as the rules allow: they are most of a call's cost (bench/README.md, "Webhook").
+# A call reads (opmail.db.read_row), then sends its writes, its sync_events row and the COMMIT
+# together (opmail.db.write_and_commit): on MariaDB a password or delete is one round trip, a
+# create of a new account two.
 _ACCOUNTS = MailAccount.__table__
 _DOMAINS = MailDomain.__table__
 _ADDRESSES = MailAddress.__table__
-# Both ids and what holds the address, in one round trip (None where there is none yet).
-_IDS = select(
+# The domain, with its limits and default quota (rules.limits), the account's id and what holds
+# the address, in one round trip. No row when the domain is new: nothing in it exists yet.
+_DOMAIN_AND_ADDRESS = select(
+    _DOMAINS.c.id,
+    # Only a domain with a count or total limit is locked exclusively: creates in the others go on
+    # side by side (an admin's new limit applies from the next call on).
+    or_(_DOMAINS.c.max_accounts.is_not(None), _DOMAINS.c.total_quota_mb.is_not(None)).label("limited"),
+    _DOMAINS.c.default_quota_mb,
     select(_ACCOUNTS.c.id).where(_ACCOUNTS.c.email == bindparam("email")).scalar_subquery().label("account"),
-    select(_DOMAINS.c.id).where(_DOMAINS.c.domain == bindparam("domain")).scalar_subquery().label("domain"),
     select(_ADDRESSES.c.kind).where(_ADDRESSES.c.address == bindparam("email")).scalar_subquery().label("holder"),
-    # The domain's limits and default quota (rules.limits), read with the rest: no extra round trip.
-    *(
-        select(_DOMAINS.c[name]).where(_DOMAINS.c.domain == bindparam("domain")).scalar_subquery().label(name)
-        for name in ("max_accounts", "total_quota_mb", "default_quota_mb")
-    ),
-)
+).where(_DOMAINS.c.domain == bindparam("domain"))
+_NEW_DOMAIN = {"id": None, "limited": False, "default_quota_mb": None, "account": None, "holder": None}
 _LOCKED_BY_ID = (
-    select(_ACCOUNTS.c.id, _ACCOUNTS.c.deleted_at, _ACCOUNTS.c.is_active, _ACCOUNTS.c.quota_mb).where(_ACCOUNTS.c.id == bindparam("account_id")).with_for_update()
+    select(_ACCOUNTS.c.id, _ACCOUNTS.c.deleted_at, _ACCOUNTS.c.is_active, _ACCOUNTS.c.quota_mb)
+    .where(_ACCOUNTS.c.id == bindparam("account_id"))
+    .with_for_update()
 )
-# A domain the create adds an account to, held in share mode until the commit: creates in one
-# domain go on side by side, while an admin's delete of the domain (rules.domains) waits for them,
-# or they for it.
-_SHARED_DOMAIN = select(_DOMAINS.c.id).where(_DOMAINS.c.id == bindparam("domain_id")).with_for_update(read=True)
 # SET takes the columns named in the parameters (all but the ones of WHERE).
 _UPDATE_BY_ID = update(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("account_id"))
 _UPDATE_LIVE_BY_EMAIL = update(_ACCOUNTS).where(
@@ -139,32 +143,64 @@ _INSERT_DOMAIN = insert(_DOMAINS)
 _INSERT_EVENT = insert(SyncEvent.__table__)
 
 
-def _synced(
-    action: str, email: str, remote_addr: str | None, change: Callable[[Connection, datetime], str]
-) -> str:
-    """Run ``change`` and log its outcome in one transaction; run it afresh after a lost race."""
+class rows_changed(FunctionElement):
+    """How many rows the statement before changed (matched, for an UPDATE: opmail's MariaDB
+    connections count found rows)."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(rows_changed)
+def _sqlite_rows_changed(_element, _compiler, **_kw) -> str:
+    return "changes()"
+
+
+@compiles(rows_changed, "mysql")
+def _mysql_rows_changed(_element, _compiler, **_kw) -> str:
+    return "ROW_COUNT()"
+
+
+# The sync log row of an update that may find no account: its outcome, or "noop" when the UPDATE
+# just before it matched nothing. Written in the same round trip as the UPDATE, so decided there.
+_INSERT_EVENT_IF_CHANGED = insert(SyncEvent.__table__).values(
+    outcome=case((rows_changed() > 0, bindparam("outcome_if_changed")), else_=literal("noop"))
+)
+
+
+@dataclass(frozen=True)
+class _Change:
+    """What a sync call writes (after its reads) and the outcome it logs."""
+
+    writes: list[Step]
+    outcome: str
+    # The outcome holds if the last write matched a row, else the call was a "noop".
+    if_changed: bool = False
+
+
+def _synced(action: str, email: str, remote_addr: str | None, change: Callable[[Connection, datetime], _Change]) -> str:
+    """Run ``change``'s reads, then its writes with their sync_events row in one transaction; run
+    it afresh after a lost race."""
     attempts_left = SYNC_ATTEMPTS
     while True:
         try:
             # A connection of its own, not the request's ORM session: the call needs nothing of it.
-            with get_engine().begin() as connection:
+            with get_engine().connect() as connection:
                 now = utcnow()
-                outcome = change(connection, now)
-                connection.execute(
-                    _INSERT_EVENT,
-                    {
-                        "action": action,
-                        "email": email,
-                        "outcome": outcome,
-                        "received_at": now,
-                        "remote_addr": remote_addr,
-                    },
-                )
-            return outcome
+                planned = change(connection, now)
+                event = {"action": action, "email": email, "received_at": now, "remote_addr": remote_addr}
+                if planned.if_changed:
+                    event_row = (_INSERT_EVENT_IF_CHANGED, {**event, "outcome_if_changed": planned.outcome})
+                else:
+                    event_row = (_INSERT_EVENT, {**event, "outcome": planned.outcome})
+                counts = write_and_commit(connection, [*planned.writes, event_row])
+            if planned.if_changed and not counts[-2]:
+                return "noop"
+            return planned.outcome
         except (IntegrityError, DomainDeleted):
             # A concurrent call inserted the same domain or address first, or an admin deleted the
-            # domain. A new transaction (new MariaDB snapshot, no locks kept) finds that row and
-            # updates it instead, or adds the domain again.
+            # domain (the claim's foreign key). A new transaction (new MariaDB snapshot, no locks
+            # kept) finds that row and updates it instead, or adds the domain again.
             attempts_left -= 1
             if not attempts_left:
                 raise
@@ -199,14 +235,12 @@ def sync_create(email: str, password_hash: str, quota_mb: int | None, remote_add
     """
     domain = email.partition("@")[2]
 
-    def change(connection: Connection, now: datetime) -> str:
-        ids = connection.execute(_IDS, {"email": email, "domain": domain}).one()
-        if ids.holder not in (None, ACCOUNT):
-            raise InvalidSyncCall({"email": [AddressTaken(email, ids.holder).message]})
-        # Only a domain with a count or total limit is locked exclusively: creates in the others go
-        # on side by side (an admin's new limit applies from the next call on).
-        limited = ids.max_accounts is not None or ids.total_quota_mb is not None
-        quota = quota_mb if quota_mb is not None else ids.default_quota_mb or 0
+    def change(connection: Connection, now: datetime) -> _Change:
+        found = read_row(connection, _DOMAIN_AND_ADDRESS, {"email": email, "domain": domain}) or _NEW_DOMAIN
+        domain_id, limited, holder = found["id"], found["limited"], found["holder"]
+        if holder not in (None, ACCOUNT):
+            raise InvalidSyncCall({"email": [AddressTaken(email, holder).message]})
+        quota = quota_mb if quota_mb is not None else found["default_quota_mb"] or 0
         values = {
             "password": password_hash,
             "quota_mb": quota,
@@ -215,59 +249,57 @@ def sync_create(email: str, password_hash: str, quota_mb: int | None, remote_add
             "updated_at": now,
         }
         # Found first, then locked by primary key: a locking read of an absent address takes a gap
-        # lock on MariaDB, and two creates that both hold one deadlock as soon as both insert.
-        if ids.account is not None:
-            account = connection.execute(_LOCKED_BY_ID, {"account_id": ids.account}).one_or_none()
-            if account is not None:
-                revived = account.deleted_at is not None
-                if limited and ids.domain is not None and (revived or quota != account.quota_mb):
-                    values["quota_mb"] = _within_limits(
-                        connection, ids.domain, quota_mb, None if revived else (account.id, account.quota_mb)
-                    )
-                connection.execute(_UPDATE_BY_ID, {"account_id": account.id, **values})
-                if not account.is_active:
-                    return "still suspended"
-                return "revived" if revived else "updated"
-        domain_id = ids.domain
-        if domain_id is not None and limited:
-            values["quota_mb"] = _within_limits(connection, domain_id, quota_mb)
-        elif domain_id is not None:
-            if connection.execute(_SHARED_DOMAIN, {"domain_id": domain_id}).first() is None:
-                # An admin deleted the domain since the ids were read. Adding it again here, after
-                # a locking read that found nothing, would deadlock with another create doing the
-                # same: start afresh instead, and that transaction adds the domain.
-                raise DomainDeleted(domain)
-        else:
+        # lock on MariaDB, and two creates that both hold one deadlock as soon as both insert. An
+        # account deleted since the read is gone here: the call goes on as a create.
+        account = None
+        if found["account"] is not None:
+            account = read_row(connection, _LOCKED_BY_ID, {"account_id": found["account"]})
+        if account is not None:
+            revived = account["deleted_at"] is not None
+            if limited and (revived or quota != account["quota_mb"]):
+                values["quota_mb"] = _within_limits(
+                    connection, domain_id, quota_mb, None if revived else (account["id"], account["quota_mb"])
+                )
+            writes = [(_UPDATE_BY_ID, {"account_id": account["id"], **values})]
+            if not account["is_active"]:
+                return _Change(writes, "still suspended")
+            return _Change(writes, "revived" if revived else "updated")
+        if domain_id is None:
             domain_id = connection.execute(
                 _INSERT_DOMAIN, {"domain": domain, "created_at": now, "updated_at": now}
             ).inserted_primary_key[0]
+        elif limited:
+            values["quota_mb"] = _within_limits(connection, domain_id, quota_mb)
         # The claim before the account: an alias or group that took the address meanwhile makes it
-        # fail, and the next attempt answers with what holds it.
-        connection.execute(_INSERT_CLAIM, {"address": email, "domain_id": domain_id, "kind": ACCOUNT})
-        connection.execute(
-            _INSERT_ACCOUNT, {"email": email, "domain_id": domain_id, "is_active": True, "created_at": now, **values}
+        # fail, and the next attempt answers with what holds it. Its foreign key holds the domain
+        # (share lock) until the commit, so an admin's delete of the domain waits for the create,
+        # or fails it if it came first: the next attempt adds the domain again.
+        return _Change(
+            [
+                (_INSERT_CLAIM, {"address": email, "domain_id": domain_id, "kind": ACCOUNT}),
+                (_INSERT_ACCOUNT, {"email": email, "domain_id": domain_id, "is_active": True, "created_at": now, **values}),
+            ],
+            "created",
         )
-        return "created"
 
     return _synced("create", email, remote_addr, change)
 
 
-def _update_live_account(connection: Connection, email: str, **values: object) -> bool:
-    """Change the account at ``email`` unless it is absent or deleted; says whether it did.
+def _update_live_account(email: str, outcome: str, **values: object) -> _Change:
+    """Change the account at ``email`` unless it is absent or deleted (then the call is a noop).
 
     The UPDATE is its own locking read. Its gap lock on an absent address can hold up a concurrent
     create for a moment but never deadlock with it: this transaction inserts no account.
     """
-    return connection.execute(_UPDATE_LIVE_BY_EMAIL, {"address": email, **values}).rowcount > 0
+    return _Change([(_UPDATE_LIVE_BY_EMAIL, {"address": email, **values})], outcome, if_changed=True)
 
 
 @retried
 def sync_delete(email: str, remote_addr: str | None) -> str:
     """Soft-delete the Panel's account (the row stays, it can no longer log in); absent = noop."""
 
-    def change(connection: Connection, now: datetime) -> str:
-        deleted = _update_live_account(connection, email, deleted_at=now, last_synced_at=now, updated_at=now)
-        return "deleted" if deleted else "noop"
+    def change(_connection: Connection, now: datetime) -> _Change:
+        return _update_live_account(email, "deleted", deleted_at=now, last_synced_at=now, updated_at=now)
 
     return _synced("delete", email, remote_addr, change)
 
@@ -276,11 +308,8 @@ def sync_delete(email: str, remote_addr: str | None) -> str:
 def sync_password(email: str, password_hash: str, remote_addr: str | None) -> str:
     """Set the stored hash of a live account; an absent or deleted one is a noop."""
 
-    def change(connection: Connection, now: datetime) -> str:
-        changed = _update_live_account(
-            connection, email, password=password_hash, last_synced_at=now, updated_at=now
-        )
-        return "password" if changed else "noop"
+    def change(_connection: Connection, now: datetime) -> _Change:
+        return _update_live_account(email, "password", password=password_hash, last_synced_at=now, updated_at=now)
 
     return _synced("password", email, remote_addr, change)
 
