@@ -7,6 +7,8 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -84,3 +86,25 @@ def start_up_errors(tmp_path, **environment: str) -> list[str]:
     )
     assert result.returncode == 1
     return result.stderr.strip().splitlines()
+
+
+@contextmanager
+def round_trips(app) -> Iterator[list[list[str]]]:
+    """Every command PyMySQL sends (a query, a COMMIT, a ROLLBACK, a ping), each as the first word
+    of its statements: one entry per round trip."""
+    with app.app_context():
+        engine = get_engine()
+    sent: list[list[str]] = []
+    connection_class = engine.dialect.loaded_dbapi.connections.Connection
+    original = connection_class._execute_command
+
+    def send(self, command, sql):
+        text = sql.decode() if isinstance(sql, bytes) else sql
+        sent.append([statement.split()[0] for statement in text.split(";\n")] if text else [f"command {command}"])
+        return original(self, command, sql)
+
+    connection_class._execute_command = send
+    try:
+        yield sent
+    finally:
+        connection_class._execute_command = original

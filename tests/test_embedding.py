@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,9 @@ from examples.host_site.models import Site, User, add_user
 from examples.host_site.models import db as host_db
 from opmail import ConfigError, OpMail
 from opmail.db import create_schema, get_engine
-from opmail.models import AdminEvent, Base, MailAccount
+from opmail.models import AdminEvent, Base, MailAccount, SyncEvent
 from tests.conftest import AdminClient, add_admin, csrf_from, log_in
-from tests.helpers import add_account, add_domain, rows, snapshot
+from tests.helpers import add_account, add_domain, round_trips, rows, snapshot
 from tests.test_csrf import post_endpoints
 
 HOST_DIR = Path(__file__).resolve().parent.parent / "examples" / "host_site"
@@ -185,6 +186,32 @@ def test_webhook_works_with_the_host_csrf_on(host):
     )
     assert response.status_code == 200, response.text
     assert rows(host, sa.select(MailAccount.email)) == [("new@example.net",)]
+
+
+def test_webhook_on_a_host_engine_without_multi_statements(host, db_url):
+    """A host's own bind (a bare URL here) may lack opmail's client flags: the webhook then sends
+    its statements one by one, and writes and logs the same."""
+    client = host.test_client()
+
+    def call(body):
+        return client.post("/api/sync/account", json=body, headers={"X-Sync-Secret": SECRET})
+
+    assert call({"action": "create", "email": "first@example.net", "password": "s3cret pass"}).status_code == 200
+    with round_trips(host) if db_url.startswith("mysql") else nullcontext([]) as sent:
+        assert call({"action": "create", "email": "new@example.net", "password": "s3cret pass"}).status_code == 200
+        assert call({"action": "password", "email": "new@example.net", "password": "an0ther pass"}).status_code == 200
+        assert call({"action": "delete", "email": "gone@example.net"}).status_code == 200
+    assert all(len(statements) == 1 for statements in sent)
+    assert rows(host, sa.select(SyncEvent.email, SyncEvent.outcome).order_by(SyncEvent.id)) == [
+        ("first@example.net", "created"),
+        ("new@example.net", "created"),
+        ("new@example.net", "password"),
+        ("gone@example.net", "noop"),
+    ]
+    assert rows(host, sa.select(MailAccount.email).order_by(MailAccount.email)) == [
+        ("first@example.net",),
+        ("new@example.net",),
+    ]
 
 
 def test_opmail_tables_live_in_the_bind_database_only(host):

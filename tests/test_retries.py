@@ -20,7 +20,15 @@ from sqlalchemy import event
 from opmail.db import RETRY_ATTEMPTS, get_engine
 from opmail.models import Admin, AdminEvent, MailAccount, MailAddress, MailDomain, SyncEvent
 from tests.conftest import ADMIN_PASSWORD
-from tests.helpers import SYNC_SECRET, add_account, add_domain, rows, snapshot, sync_call
+from tests.helpers import (
+    SYNC_SECRET,
+    add_account,
+    add_domain,
+    round_trips,
+    rows,
+    snapshot,
+    sync_call,
+)
 
 AWAY = "The mail database is not answering. Try again in a moment."
 CREATE_JANE = {"action": "create", "email": "jane@example.com", "password": "from the panel"}
@@ -264,28 +272,6 @@ def test_cli_answers_the_outage_line_after_the_last_attempt(app):
 
 
 # --- connections: no pre-ping, no ROLLBACK after COMMIT, and still nothing left open --------------
-
-
-@contextmanager
-def round_trips(app) -> Iterator[list[list[str]]]:
-    """Every command PyMySQL sends (a query, a COMMIT, a ROLLBACK, a ping), each as the first word
-    of its statements: one entry per round trip."""
-    with app.app_context():
-        engine = get_engine()
-    sent: list[list[str]] = []
-    connection_class = engine.dialect.loaded_dbapi.connections.Connection
-    original = connection_class._execute_command
-
-    def send(self, command, sql):
-        text = sql.decode() if isinstance(sql, bytes) else sql
-        sent.append([statement.split()[0] for statement in text.split(";\n")] if text else [f"command {command}"])
-        return original(self, command, sql)
-
-    connection_class._execute_command = send
-    try:
-        yield sent
-    finally:
-        connection_class._execute_command = original
 
 
 @pytest.mark.mariadb_only
