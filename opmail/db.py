@@ -211,7 +211,8 @@ def _batches(connection: Connection) -> bool:
     return bool(getattr(connection.connection.dbapi_connection, "client_flag", 0) & _MULTI_STATEMENTS)
 
 
-# Compiled once per statement and set of parameters: compiling costs more than running one.
+# Compiled once per statement and set of parameters: compiling costs more than running one. The
+# statements are the webhook's, built once at import, so this holds a handful.
 _compiled: dict[tuple, Compiled] = {}
 
 
