@@ -348,6 +348,18 @@ def test_action_against_account_state(app, client, action, state, outcome, after
         assert row["last_synced_at"] == event.received_at
 
 
+def test_the_same_password_twice_in_one_second_is_logged_as_a_password_both_times(app, client):
+    """The log row's outcome comes from the UPDATE's row count in SQL: an UPDATE that writes the
+    values the row already holds (same hash, MariaDB's whole-second timestamps) still found the
+    account. Counting changed rows instead would log the second call as a noop."""
+    seed(app, "live")
+    for _ in range(3):
+        assert post(client, PASSWORD).status_code == 200
+    with app.app_context():
+        outcomes = get_session().scalars(select(SyncEvent.outcome).order_by(SyncEvent.id)).all()
+    assert outcomes == ["password", "password", "password"]
+
+
 def test_create_adds_a_missing_domain(app, client):
     assert post(client, CREATE).status_code == 200
     assert domain_rows(app) == [("example.com", True)]
