@@ -34,7 +34,9 @@ class InvalidInput(ValueError):
 def _refuse_invisible(value: str, what: str) -> None:
     # Cc = control (CR, LF, NUL); Cf = format (zero-width, bidi overrides): both disguise addresses.
     # Cs = a lone surrogate (JSON's "\ud800"): not text at all, it cannot even be encoded as UTF-8.
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in value):
+    # isprintable() is False for each of these (and for other separators and unassigned code
+    # points): only then is the slower look at each character needed.
+    if not value.isprintable() and any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in value):
         raise InvalidInput(f"{what} must not contain control or invisible characters.")
 
 
