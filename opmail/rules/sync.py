@@ -11,7 +11,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, bindparam, case, insert, literal, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
@@ -110,8 +122,8 @@ def check_sync_call(body: object) -> SyncCall:
 # building a statement per call cost more than running it. Plain SQL, no unit-of-work flush, and as
 # few round trips as the rules allow: they are most of a call's cost (bench/README.md, "Webhook").
 # A call reads (opmail.db.read_row), then sends its writes, its sync_events row and the COMMIT
-# together (opmail.db.write_and_commit): on MariaDB a password or delete is one round trip, a
-# create of a new account two.
+# together (opmail.db.write_and_commit): on MariaDB a password, a delete and a create of a new
+# account in a domain without limits are one round trip each.
 _ACCOUNTS = MailAccount.__table__
 _DOMAINS = MailDomain.__table__
 _ADDRESSES = MailAddress.__table__
@@ -168,6 +180,46 @@ _INSERT_EVENT_IF_CHANGED = insert(SyncEvent.__table__).values(
 )
 
 
+# A create first guesses what the Panel sends most: a new account in a domain without limits. It
+# writes without reading, one round trip; each INSERT adds its row only if the one before did. The
+# claim finds no such domain (a new one, or one with limits to check): nothing is written. The
+# address is held already (an account to update, an alias, a group): the claim's INSERT fails.
+# Either way the call then reads and decides (sync_create).
+_CLAIM_IN_UNLIMITED_DOMAIN = insert(_ADDRESSES).from_select(
+    ["address", "domain_id", "kind"],
+    select(bindparam("email", type_=_ADDRESSES.c.address.type), _DOMAINS.c.id, literal(ACCOUNT)).where(
+        _DOMAINS.c.domain == bindparam("domain"),
+        _DOMAINS.c.max_accounts.is_(None),
+        _DOMAINS.c.total_quota_mb.is_(None),
+    ),
+    include_defaults=False,
+)
+_NOW = bindparam("now", type_=_ACCOUNTS.c.created_at.type)
+_ACCOUNT_IF_CLAIMED = insert(_ACCOUNTS).from_select(
+    ["email", "domain_id", "password", "quota_mb", "is_active", "last_synced_at", "created_at", "updated_at"],
+    select(
+        bindparam("email", type_=_ACCOUNTS.c.email.type),
+        _DOMAINS.c.id,
+        bindparam("password", type_=_ACCOUNTS.c.password.type),
+        # The call's quota, else the domain's default, else unlimited (as when it reads first).
+        func.coalesce(bindparam("quota_mb", type_=_ACCOUNTS.c.quota_mb.type), _DOMAINS.c.default_quota_mb, 0),
+        true(),
+        _NOW,
+        _NOW,
+        _NOW,
+    ).where(_DOMAINS.c.domain == bindparam("domain"), rows_changed() > 0),
+    include_defaults=False,
+)
+_EVENT_COLUMNS = ("action", "email", "outcome", "received_at", "remote_addr")
+_INSERT_EVENT_IF_WRITTEN = insert(SyncEvent.__table__).from_select(
+    _EVENT_COLUMNS,
+    select(*(bindparam(name, type_=SyncEvent.__table__.c[name].type) for name in _EVENT_COLUMNS)).where(
+        rows_changed() > 0
+    ),
+    include_defaults=False,
+)
+
+
 @dataclass(frozen=True)
 class _Change:
     """What a sync call writes (after its reads) and the outcome it logs."""
@@ -176,28 +228,45 @@ class _Change:
     outcome: str
     # The outcome holds if the last write matched a row, else the call was a "noop".
     if_changed: bool = False
+    # Writes made without reading first: each only if the one before wrote, the sync_events row too.
+    guessed: bool = False
 
 
-def _synced(action: str, email: str, remote_addr: str | None, change: Callable[[Connection, datetime], _Change]) -> str:
+def _synced(
+    action: str,
+    email: str,
+    remote_addr: str | None,
+    change: Callable[[Connection, datetime], _Change],
+    guess: Callable[[datetime], _Change] | None = None,
+) -> str:
     """Run ``change``'s reads, then its writes with their sync_events row in one transaction; run
-    it afresh after a lost race."""
+    it afresh after a lost race. ``guess``, if given, goes first: when it writes nothing, or hits a
+    row that exists, ``change`` decides instead."""
     attempts_left = SYNC_ATTEMPTS
     while True:
         try:
             # A connection of its own, not the request's ORM session: the call needs nothing of it.
             with get_engine().connect() as connection:
                 now = utcnow()
-                planned = change(connection, now)
+                planned = guess(now) if guess is not None else change(connection, now)
                 event = {"action": action, "email": email, "received_at": now, "remote_addr": remote_addr}
-                if planned.if_changed:
+                if planned.guessed:
+                    event_row = (_INSERT_EVENT_IF_WRITTEN, {**event, "outcome": planned.outcome})
+                elif planned.if_changed:
                     event_row = (_INSERT_EVENT_IF_CHANGED, {**event, "outcome_if_changed": planned.outcome})
                 else:
                     event_row = (_INSERT_EVENT, {**event, "outcome": planned.outcome})
                 counts = write_and_commit(connection, [*planned.writes, event_row])
+            if planned.guessed and not counts[-1]:
+                guess = None  # nothing written (the COMMIT ended an empty transaction): read first
+                continue
             if planned.if_changed and not counts[-2]:
                 return "noop"
             return planned.outcome
         except (IntegrityError, DomainDeleted):
+            if guess is not None:
+                guess = None  # the guess found the address held: read by what, then update or refuse
+                continue
             # A concurrent call inserted the same domain or address first, or an admin deleted the
             # domain (the claim's foreign key). A new transaction (new MariaDB snapshot, no locks
             # kept) finds that row and updates it instead, or adds the domain again.
@@ -282,7 +351,11 @@ def sync_create(email: str, password_hash: str, quota_mb: int | None, remote_add
             "created",
         )
 
-    return _synced("create", email, remote_addr, change)
+    def new_account(now: datetime) -> _Change:
+        values = {"email": email, "domain": domain, "password": password_hash, "quota_mb": quota_mb, "now": now}
+        return _Change([(_CLAIM_IN_UNLIMITED_DOMAIN, values), (_ACCOUNT_IF_CLAIMED, values)], "created", guessed=True)
+
+    return _synced("create", email, remote_addr, change, guess=new_account)
 
 
 def _update_live_account(email: str, outcome: str, **values: object) -> _Change:
