@@ -162,6 +162,13 @@ class _HttpsAwareSessionInterface(SecureCookieSessionInterface):
             return self.session_class()
         return super().open_session(app, request)
 
+    def save_session(self, app: Flask, session: SecureCookieSession, response) -> None:
+        # An empty session nobody looked at (every webhook call): Flask would work out the cookie's
+        # settings, then neither set nor delete it nor add Vary.
+        if not session and not session.modified and not session.accessed:
+            return
+        super().save_session(app, session, response)
+
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
 

@@ -20,6 +20,8 @@ MAX_LABEL = 63
 LOCAL_ALLOWED = "a-z 0-9 . _ -"
 _LOCAL_RE = re.compile(r"[a-z0-9._-]+")
 _LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+# \s on a str pattern is what str.isspace() calls a space (any Unicode space), found in one pass.
+_SPACE_RE = re.compile(r"\s")
 
 
 class InvalidInput(ValueError):
@@ -126,7 +128,7 @@ def normalize_domain(raw: str) -> str:
     if not isinstance(raw, str) or not raw:
         raise InvalidInput("Enter a domain name.")
     _refuse_invisible(raw, "The domain")
-    if any(ch.isspace() for ch in raw):
+    if _SPACE_RE.search(raw):
         raise InvalidInput("The domain must not contain spaces.")
     if raw.endswith("."):
         raise InvalidInput("The domain must not end with a dot.")
@@ -151,7 +153,7 @@ def normalize_address(raw: str) -> str:
     if not isinstance(raw, str) or not raw:
         raise InvalidInput("Enter an email address.")
     _refuse_invisible(raw, "The email address")
-    if any(ch.isspace() for ch in raw):
+    if _SPACE_RE.search(raw):
         raise InvalidInput("The email address must not contain spaces.")
     if raw.count("@") != 1:
         raise InvalidInput("Enter a full email address such as jane@example.com (exactly one @).")

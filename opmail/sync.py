@@ -66,6 +66,11 @@ def _answer(code: int, **body: object) -> Response:
     return response
 
 
+# The body of every accepted call's answer, as jsonify writes it, made once: jsonify costs a call
+# about 20 µs, 2 % of its time in Python (bench/README.md, "Webhook").
+_OK_BODY = json.dumps({"status": "ok"}) + "\n"
+
+
 @bp.post("", provide_automatic_options=False)
 def sync_account() -> Response:
     """Check the secret, then the body, then apply the call (the contract's order)."""
@@ -90,7 +95,7 @@ def sync_account() -> Response:
     except InvalidSyncCall as error:
         extra = {} if error.limit is None else {"limit": error.limit}
         return _answer(422, error=error.message, errors=error.errors, **extra)
-    return _answer(200, status="ok")
+    return current_app.response_class(_OK_BODY, mimetype="application/json")
 
 
 def _unauthorized() -> Response:
