@@ -228,8 +228,6 @@ class _Change:
     outcome: str
     # The outcome holds if the last write matched a row, else the call was a "noop".
     if_changed: bool = False
-    # Writes made without reading first: each only if the one before wrote, the sync_events row too.
-    guessed: bool = False
 
 
 def _synced(
@@ -240,24 +238,26 @@ def _synced(
     guess: Callable[[datetime], _Change] | None = None,
 ) -> str:
     """Run ``change``'s reads, then its writes with their sync_events row in one transaction; run
-    it afresh after a lost race. ``guess``, if given, goes first: when it writes nothing, or hits a
-    row that exists, ``change`` decides instead."""
+    it afresh after a lost race. ``guess``, if given, goes first: writes made without reading, each
+    only if the one before wrote, the sync_events row too. When it writes nothing, or hits a row
+    that exists, ``change`` decides instead."""
     attempts_left = SYNC_ATTEMPTS
     while True:
         try:
             # A connection of its own, not the request's ORM session: the call needs nothing of it.
             with get_engine().connect() as connection:
                 now = utcnow()
-                planned = guess(now) if guess is not None else change(connection, now)
+                guessing = guess is not None
+                planned = guess(now) if guessing else change(connection, now)
                 event = {"action": action, "email": email, "received_at": now, "remote_addr": remote_addr}
-                if planned.guessed:
+                if guessing:
                     event_row = (_INSERT_EVENT_IF_WRITTEN, {**event, "outcome": planned.outcome})
                 elif planned.if_changed:
                     event_row = (_INSERT_EVENT_IF_CHANGED, {**event, "outcome_if_changed": planned.outcome})
                 else:
                     event_row = (_INSERT_EVENT, {**event, "outcome": planned.outcome})
                 counts = write_and_commit(connection, [*planned.writes, event_row])
-            if planned.guessed and not counts[-1]:
+            if guessing and not counts[-1]:
                 guess = None  # nothing written (the COMMIT ended an empty transaction): read first
                 continue
             if planned.if_changed and not counts[-2]:
@@ -353,7 +353,7 @@ def sync_create(email: str, password_hash: str, quota_mb: int | None, remote_add
 
     def new_account(now: datetime) -> _Change:
         values = {"email": email, "domain": domain, "password": password_hash, "quota_mb": quota_mb, "now": now}
-        return _Change([(_CLAIM_IN_UNLIMITED_DOMAIN, values), (_ACCOUNT_IF_CLAIMED, values)], "created", guessed=True)
+        return _Change([(_CLAIM_IN_UNLIMITED_DOMAIN, values), (_ACCOUNT_IF_CLAIMED, values)], "created")
 
     return _synced("create", email, remote_addr, change, guess=new_account)
 
