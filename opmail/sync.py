@@ -66,9 +66,9 @@ def _answer(code: int, **body: object) -> Response:
     return response
 
 
-# The body of every accepted call's answer, as jsonify writes it, made once: jsonify costs a call
-# about 20 µs, 2 % of its time in Python (bench/README.md, "Webhook").
-_OK_BODY = json.dumps({"status": "ok"}) + "\n"
+# The body of every accepted call's answer, made once as jsonify writes it outside debug mode
+# (compact, one newline): jsonify costs a call about 20 µs, 2 % of its time in Python.
+_OK_BODY = json.dumps({"status": "ok"}, separators=(",", ":")) + "\n"
 
 
 @bp.post("", provide_automatic_options=False)
